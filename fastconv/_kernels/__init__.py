@@ -1,0 +1,1 @@
+"""Compiled nogil kernels. Private: call them through fastconv's public functions."""

@@ -1,0 +1,99 @@
+"""im2col / col2im: unfold image windows into columns and fold them back (summing).
+
+Column matrix of one image: row ``(c * R + r) * S + s``, column ``l = oh * OW + ow``,
+holding ``x[c, oh * stride_h - pad_top + r * dilation_h,
+ow * stride_w - pad_left + s * dilation_w]`` or 0 in the padding (PyTorch's unfold
+order). The tile helpers work on columns ``[l0, l1)`` so that callers can bound their
+workspace; the ``def`` functions are the whole-batch operations of the public API.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+
+
+cdef void im2col_tile(const floating* image,    # IN  (channels, H, W)
+                      Py_ssize_t channels, const Geometry* g,
+                      Py_ssize_t l0, Py_ssize_t l1,
+                      floating* cols,           # OUT (channels * R * S, ld), columns l0..l1
+                      Py_ssize_t ld) noexcept nogil:
+    cdef Py_ssize_t c, r, s, l, oh, ow, ow0, ow1, lo, hi, ih, off_w
+    cdef const floating* row_in
+    cdef floating* out
+    for c in range(channels):
+        for r in range(g.R):
+            for s in range(g.S):
+                off_w = s * g.dilation_w - g.pad_left
+                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
+                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                l = l0
+                while l < l1:
+                    oh = l // g.OW
+                    ow0 = l - oh * g.OW
+                    ow1 = ow0 + l1 - l if ow0 + l1 - l < g.OW else g.OW
+                    # out[ow] is the column of output pixel (oh, ow).
+                    out = cols + ((c * g.R + r) * g.S + s) * ld + (l - l0) - ow0
+                    ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
+                    if ih < 0 or ih >= g.H:
+                        memset(out + ow0, 0, (ow1 - ow0) * sizeof(floating))
+                    else:
+                        row_in = image + (c * g.H + ih) * g.W + off_w
+                        for ow in range(ow0, ow1 if ow1 < lo else lo):
+                            out[ow] = 0
+                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
+                            out[ow] = row_in[ow * g.stride_w]
+                        for ow in range(ow0 if ow0 > hi else hi, ow1):
+                            out[ow] = 0
+                    l += ow1 - ow0
+
+
+cdef void col2im_tile_add(const floating* cols,   # IN  (channels * R * S, ld), columns l0..l1
+                          Py_ssize_t ld, Py_ssize_t channels, const Geometry* g,
+                          Py_ssize_t l0, Py_ssize_t l1,
+                          floating* image) noexcept nogil:  # INOUT (channels, H, W)
+    cdef Py_ssize_t c, r, s, l, oh, ow, ow0, ow1, lo, hi, ih, off_w
+    cdef floating* row_out
+    cdef const floating* src
+    for c in range(channels):
+        for r in range(g.R):
+            for s in range(g.S):
+                off_w = s * g.dilation_w - g.pad_left
+                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
+                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                l = l0
+                while l < l1:
+                    oh = l // g.OW
+                    ow0 = l - oh * g.OW
+                    ow1 = ow0 + l1 - l if ow0 + l1 - l < g.OW else g.OW
+                    ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
+                    if 0 <= ih < g.H:
+                        src = cols + ((c * g.R + r) * g.S + s) * ld + (l - l0) - ow0
+                        row_out = image + (c * g.H + ih) * g.W + off_w
+                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
+                            row_out[ow * g.stride_w] += src[ow]
+                    l += ow1 - ow0
+
+
+def im2col(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
+           floating[:, :, ::1] cols,           # OUT (N, C * R * S, OH * OW)
+           Geometry g, int num_threads):
+    """Unfold every (image, channel) plane; one writer per plane's rows."""
+    cdef Py_ssize_t item, n, c, L = g.OH * g.OW, RS = g.R * g.S
+    with nogil:
+        for item in prange(g.N * g.C, schedule="static", num_threads=num_threads):
+            n = item // g.C
+            c = item - n * g.C
+            im2col_tile(&x[n, c, 0, 0], 1, &g, 0, L, &cols[n, c * RS, 0], L)
+
+
+def col2im(const floating[:, :, ::1] cols,     # IN  (N, C * R * S, OH * OW)
+           floating[:, :, :, ::1] x,           # OUT (N, C, H, W), zero on entry
+           Geometry g, int num_threads):
+    """Fold columns back, summing overlaps; one writer per (image, channel) plane."""
+    cdef Py_ssize_t item, n, c, L = g.OH * g.OW, RS = g.R * g.S
+    with nogil:
+        for item in prange(g.N * g.C, schedule="static", num_threads=num_threads):
+            n = item // g.C
+            c = item - n * g.C
+            col2im_tile_add(&cols[n, c * RS, 0], L, 1, &g, 0, L, &x[n, c, 0, 0])

@@ -1,0 +1,232 @@
+"""Argument checking, normalisation and output-size arithmetic, in Python ints.
+
+Everything a kernel trusts is proved here first: dtypes, shapes, parameter ranges and
+sizes. Sizes are computed with Python's unbounded ints, so an absurd parameter is
+reported as a ``ValueError`` instead of overflowing into a bogus allocation.
+"""
+
+import operator
+import sys
+
+import numpy as np
+
+from fastconv._kernels._threads import get_max_threads
+
+# Every parameter and dimension must fit comfortably in the kernels' 64-bit index
+# arithmetic (products of two of them stay below 2**63).
+MAX_PARAMETER = 2**31 - 1
+# The BLAS interface takes 32-bit sizes.
+MAX_BLAS_DIMENSION = 2**31 - 1
+
+
+def as_float_array(name, value):
+    """Return ``value`` as a C-contiguous native-endian float32/float64 array.
+
+    The input is never modified: a copy is made only when the layout or byte order
+    requires one.
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name}: expected float32 or float64 array, got {type(value).__name__}")
+    if value.dtype.kind != "f" or value.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name}: expected float32 or float64 array, got dtype {value.dtype}")
+    return np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
+
+
+def as_4d_float_array(name, value):
+    """:func:`as_float_array` plus the check that the array is (N, C, H, W)."""
+    array = as_float_array(name, value)
+    if array.ndim != 4:
+        raise ValueError(f"{name}: expected 4-D (N, C, H, W) input, got shape {array.shape}")
+    return array
+
+
+def check_same_dtype(**arrays):
+    """Raise ``TypeError`` unless every non-None array has the same dtype."""
+    named = [(name, a) for name, a in arrays.items() if a is not None]
+    first_name, first = named[0]
+    for name, array in named[1:]:
+        if array.dtype != first.dtype:
+            raise TypeError(
+                f"{name} has dtype {array.dtype} but {first_name} has dtype {first.dtype}")
+
+
+def as_int(name, value, minimum):
+    """Return ``value`` as a Python int in ``[minimum, MAX_PARAMETER]``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    if number > MAX_PARAMETER:
+        raise ValueError(f"{name} is too large: {number} (at most {MAX_PARAMETER})")
+    return number
+
+
+def as_pair(name, value, minimum):
+    """Normalise an int or an (h, w) pair of ints to a tuple of two ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+        return tuple(as_int(name, v, minimum) for v in value)
+    number = as_int(name, value, minimum)
+    return number, number
+
+
+def num_threads_value(num_threads):
+    """Resolve ``num_threads``: None is OpenMP's current default; else an int >= 1."""
+    if num_threads is None:
+        return get_max_threads()
+    return as_int("num_threads", num_threads, 1)
+
+
+def check_size(name, shape, itemsize):
+    """Raise ``ValueError`` when an array of ``shape`` could not be addressed."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    if count * itemsize > sys.maxsize:
+        raise ValueError(f"{name} would be too large: shape {tuple(shape)}")
+
+
+def conv_padding(padding, kernel, dilation, stride):
+    """Normalise convolution padding to ``(top, bottom, left, right)``.
+
+    Accepts an int, an ``(h, w)`` pair, ``((top, bottom), (left, right))``, ``"valid"``
+    or ``"same"`` (stride 1 only; an odd total puts the extra pixel bottom/right).
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' is not supported for strided convolutions, "
+                                 f"got stride={stride}")
+            sides = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                sides += [total // 2, total - total // 2]
+            return tuple(sides)
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {padding!r}")
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+            isinstance(p, (tuple, list)) for p in padding):
+        (top, bottom), (left, right) = (as_pair("padding", p, 0) for p in padding)
+        return top, bottom, left, right
+    (ph, pw) = as_pair("padding", padding, 0)
+    return ph, ph, pw, pw
+
+
+def output_length(axis, size, padding, kernel, stride, dilation):
+    """``(size + padding - dilation * (kernel - 1) - 1) // stride + 1``, at least 1."""
+    length = (size + padding - dilation * (kernel - 1) - 1) // stride + 1
+    if length < 1:
+        raise ValueError(
+            f"computed output size ({length}) is too small along the {axis}: input {size}, "
+            f"total padding {padding}, kernel {kernel}, dilation {dilation}, stride {stride}")
+    return length
+
+
+def window_geometry(x_shape, kernel, stride, padding, dilation):
+    """The sliding-window part of a convolution geometry (see ``_geometry.pxd``)."""
+    N, C, H, W = x_shape
+    if H < 1 or W < 1:
+        raise ValueError(f"x: expected non-zero height and width, got shape {tuple(x_shape)}")
+    R, S = as_pair("kernel_size", kernel, 1)
+    sh, sw = as_pair("stride", stride, 1)
+    dh, dw = as_pair("dilation", dilation, 1)
+    top, bottom, left, right = conv_padding(padding, (R, S), (dh, dw), (sh, sw))
+    return dict(
+        N=N, C=C, H=H, W=W, K=0,
+        OH=output_length("height", H, top + bottom, R, sh, dh),
+        OW=output_length("width", W, left + right, S, sw, dw),
+        R=R, S=S, stride_h=sh, stride_w=sw, pad_top=top, pad_left=left,
+        dilation_h=dh, dilation_w=dw, groups=1)
+
+
+def check_groups(groups, weight_shape, in_channels, out_channels, input_name, input_shape):
+    """Check the channel counts of a grouped convolution; return ``groups`` as an int."""
+    groups = as_int("groups", groups, 1)
+    if out_channels % groups:
+        raise ValueError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                         f"at dimension 0, but got weight of size {list(weight_shape)}")
+    if in_channels % groups:
+        raise ValueError(f"Given groups={groups}, {input_name} of size {list(input_shape)} has "
+                         f"{in_channels} channels, not divisible by {groups}")
+    return groups
+
+
+def conv_geometry(x_shape, weight_shape, stride, padding, dilation, groups):
+    """Check x (N, C, H, W) against weight (K, C // groups, R, S); return the geometry."""
+    K, Cg, R, S = weight_shape
+    groups = check_groups(groups, weight_shape, x_shape[1], K, "input", x_shape)
+    if Cg * groups != x_shape[1]:
+        raise ValueError(f"Given groups={groups}, weight of size {list(weight_shape)}, expected "
+                         f"input{list(x_shape)} to have {Cg * groups} channels, but got "
+                         f"{x_shape[1]} channels instead")
+    geometry = window_geometry(x_shape, (R, S), stride, padding, dilation)
+    geometry.update(K=K, groups=groups)
+    return geometry
+
+
+def conv_transpose_geometry(x_shape, weight_shape, stride, padding, output_padding, groups,
+                            dilation):
+    """Geometry of the convolution whose input gradient is this transposed convolution.
+
+    x (N, C_in, H, W) plays the convolution's output and weight (C_in, C_out // groups,
+    R, S) its weight, so ``C = C_out``, ``K = C_in`` and ``(OH, OW) = (H, W)``.
+    """
+    N, C_in, H, W = x_shape
+    K, Cg, R, S = weight_shape
+    if K != C_in:
+        raise ValueError(f"weight of size {list(weight_shape)} expects {K} input channels, "
+                         f"got input of size {list(x_shape)}")
+    groups = check_groups(groups, weight_shape, C_in, C_in, "input", x_shape)
+    if H < 1 or W < 1:
+        raise ValueError(f"x: expected non-zero height and width, got shape {tuple(x_shape)}")
+    if R < 1 or S < 1:
+        raise ValueError(f"weight: expected a non-empty kernel, got shape {tuple(weight_shape)}")
+    sh, sw = as_pair("stride", stride, 1)
+    dh, dw = as_pair("dilation", dilation, 1)
+    ph, pw = as_pair("padding", padding, 0)
+    oph, opw = as_pair("output_padding", output_padding, 0)
+    if oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"output_padding must be smaller than either stride or dilation, got "
+                         f"output_padding={(oph, opw)}, stride={(sh, sw)}, "
+                         f"dilation={(dh, dw)}")
+    out_h = (H - 1) * sh - 2 * ph + dh * (R - 1) + oph + 1
+    out_w = (W - 1) * sw - 2 * pw + dw * (S - 1) + opw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"computed output size ({out_h}, {out_w}) is too small: input "
+                         f"({H}, {W}), padding {(ph, pw)}, kernel {(R, S)}")
+    return dict(
+        N=N, C=Cg * groups, H=out_h, W=out_w, K=C_in, OH=H, OW=W, R=R, S=S,
+        stride_h=sh, stride_w=sw, pad_top=ph, pad_left=pw, dilation_h=dh, dilation_w=dw,
+        groups=groups)
+
+
+# Bytes of im2col columns one thread may hold at once: the column tile is cut to fit,
+# keeping the workspace in the core's L2 cache and its size independent of the batch.
+WORKSPACE_BYTES = 2 * 2**20
+# Input channels per work item of the backward passes.
+CHANNEL_BLOCKS = 8
+
+
+def gemm_plan(g, itemsize):
+    """Tile and block sizes for the im2col kernels, or None if BLAS cannot take the shape.
+
+    They depend on the shape alone, never on the thread count, which is what keeps
+    the results identical for every thread count.
+    """
+    Cg, Kg = g["C"] // g["groups"], g["K"] // g["groups"]
+    RS, L = g["R"] * g["S"], g["OH"] * g["OW"]
+    if max(L, Cg * RS, Kg, g["H"] * g["W"]) > MAX_BLAS_DIMENSION:
+        return None
+    block = max(1, -(-Cg // CHANNEL_BLOCKS))
+
+    def tile_for(rows):
+        return max(min(L, 16), min(L, WORKSPACE_BYTES // max(1, rows * itemsize)))
+
+    return dict(tile=tile_for(Cg * RS), block=block, backward_tile=tile_for(block * RS))

@@ -1,0 +1,320 @@
+"""2-D convolution, its gradients, transposed convolution, im2col and col2im.
+
+Each function validates its arguments, normalises them, allocates the outputs and
+calls one kernel from ``fastconv._kernels``: ``_conv_direct`` (loops over windows) or
+``_conv_gemm`` (im2col + GEMM).
+"""
+
+import numpy as np
+
+from fastconv._kernels import _conv_direct, _conv_gemm, _im2col
+from fastconv._params import (
+    as_4d_float_array,
+    as_float_array,
+    as_int,
+    check_same_dtype,
+    check_size,
+    conv_geometry,
+    conv_transpose_geometry,
+    gemm_plan,
+    num_threads_value,
+    window_geometry,
+)
+
+ALGORITHMS = ("auto", "direct", "im2col")
+
+
+def _choose_algorithm(algorithm, g, itemsize):
+    """Resolve ``algorithm`` to ("direct", None) or ("im2col", plan) for geometry g."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    plan = gemm_plan(g, itemsize)
+    if algorithm == "im2col":
+        if plan is None:
+            raise ValueError("algorithm='im2col': the shape is too large for the 32-bit BLAS "
+                             "interface; use algorithm='direct'")
+        return "im2col", plan
+    if algorithm == "direct" or plan is None:
+        return "direct", None
+    # Measured by benchmarks/bench_conv.py: with one input channel per group (depthwise)
+    # a GEMM has too little work per call, and the direct loops win.
+    if g["C"] // g["groups"] == 1:
+        return "direct", None
+    return "im2col", plan
+
+
+def _check_bias(bias, out_channels):
+    if bias is None:
+        return None
+    bias = as_float_array("bias", bias)
+    if bias.shape != (out_channels,):
+        raise ValueError(f"bias: expected shape ({out_channels},), got shape {bias.shape}")
+    return bias
+
+
+def _check_grad_output(grad_output, expected_shape):
+    grad_output = as_4d_float_array("grad_output", grad_output)
+    if grad_output.shape != tuple(expected_shape):
+        raise ValueError(f"grad_output has shape {grad_output.shape}, "
+                         f"expected {tuple(expected_shape)}")
+    return grad_output
+
+
+def _allocate(name, shape, dtype):
+    check_size(name, shape, np.dtype(dtype).itemsize)
+    return np.empty(shape, dtype=dtype)
+
+
+def _forward(x, weight, bias, g, algorithm, num_threads):
+    """Run the forward kernel of geometry g: y (N, K, OH, OW)."""
+    y = _allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
+    algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize)
+    if algorithm == "direct":
+        _conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
+    else:
+        _conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"], num_threads)
+    return y
+
+
+def _input_grad(grad_y, weight, g, algorithm, num_threads):
+    """Run the input-gradient kernel of geometry g: grad_x (N, C, H, W)."""
+    grad_x = _allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
+    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
+    if algorithm == "direct":
+        _conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
+    else:
+        _conv_gemm.conv2d_backward_input(grad_y, weight, grad_x, g, plan["block"],
+                                         plan["backward_tile"], num_threads)
+    return grad_x
+
+
+def _weight_grad(grad_y, x, g, algorithm, num_threads):
+    """Run the weight-gradient kernel of geometry g: grad_w (K, C // groups, R, S)."""
+    shape = (g["K"], g["C"] // g["groups"], g["R"], g["S"])
+    grad_w = _allocate("grad_weight", shape, grad_y.dtype)
+    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
+    if algorithm == "direct":
+        _conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
+    else:
+        _conv_gemm.conv2d_backward_weight(grad_y, x, grad_w, g, plan["block"],
+                                          plan["backward_tile"], num_threads)
+    return grad_w
+
+
+def _bias_grad(grad_y, num_threads):
+    grad_b = np.empty(grad_y.shape[1], dtype=grad_y.dtype)
+    _conv_direct.bias_grad(grad_y, grad_b, num_threads)
+    return grad_b
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", num_threads=None):
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Input, float32 or float64.
+    weight : ndarray, shape (K, C // groups, R, S)
+        Filters, same dtype as `x`.
+    bias : ndarray, shape (K,), optional
+        Added to every output pixel of each channel.
+    stride, dilation : int or (int, int)
+        Step between windows and between kernel taps, each >= 1.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        Zero padding: all sides, (height, width), ((top, bottom), (left, right)), none,
+        or what keeps the size with stride 1 (an odd total puts the extra pixel at the
+        bottom/right, as PyTorch does).
+    groups : int
+        Number of channel groups; ``groups == C`` is a depthwise convolution.
+    algorithm : {'auto', 'direct', 'im2col'}
+        Loops over windows, or im2col + GEMM; 'auto' picks by shape.
+    num_threads : int, optional
+        Upper bound on OpenMP threads; None uses OpenMP's current default.
+
+    Returns
+    -------
+    y : ndarray, shape (N, K, OH, OW)
+        ``OH = (H + top + bottom - dilation_h * (R - 1) - 1) // stride_h + 1``, likewise OW.
+    """
+    x = as_4d_float_array("x", x)
+    weight = as_4d_float_array("weight", weight)
+    check_same_dtype(x=x, weight=weight)
+    bias = _check_bias(bias, weight.shape[0])
+    check_same_dtype(x=x, bias=bias)
+    g = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    return _forward(x, weight, bias, g, algorithm, num_threads_value(num_threads))
+
+
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True,
+                    algorithm="auto", num_threads=None):
+    """Gradients of ``sum(grad_output * conv2d(x, weight, bias, ...))``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, K, OH, OW)
+        Gradient of the loss with respect to the output of :func:`conv2d`.
+    x, weight, stride, padding, dilation, groups
+        The arguments of the forward call.
+    needs_input_grad, needs_weight_grad, needs_bias_grad : bool
+        Which gradients to compute; the others are returned as None.
+    algorithm : {'auto', 'direct', 'im2col'}
+        As in :func:`conv2d`.
+    num_threads : int, optional
+        Upper bound on OpenMP threads.
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C, H, W), or None
+    grad_weight : ndarray, shape (K, C // groups, R, S), or None
+    grad_bias : ndarray, shape (K,), or None
+    """
+    x = as_4d_float_array("x", x)
+    weight = as_4d_float_array("weight", weight)
+    check_same_dtype(x=x, weight=weight)
+    g = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    grad_y = _check_grad_output(grad_output, (g["N"], g["K"], g["OH"], g["OW"]))
+    check_same_dtype(x=x, grad_output=grad_y)
+    nt = num_threads_value(num_threads)
+    return (_input_grad(grad_y, weight, g, algorithm, nt) if needs_input_grad else None,
+            _weight_grad(grad_y, x, g, algorithm, nt) if needs_weight_grad else None,
+            _bias_grad(grad_y, nt) if needs_bias_grad else None)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algorithm="auto", num_threads=None):
+    """Transposed 2-D convolution (the adjoint of :func:`conv2d`), as PyTorch's.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W)
+    weight : ndarray, shape (C_in, C_out // groups, R, S)
+    bias : ndarray, shape (C_out,), optional
+    stride, padding, dilation : int or (int, int)
+        As in the convolution this is the adjoint of; padding is removed from the output.
+    output_padding : int or (int, int)
+        Extra rows/columns at the bottom/right, smaller than stride or dilation.
+    groups : int
+        Number of channel groups (note: before `dilation`, as in PyTorch).
+    algorithm : {'auto', 'direct', 'im2col'}
+    num_threads : int, optional
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, OH, OW)
+        ``OH = (H - 1) * stride_h - 2 * padding_h + dilation_h * (R - 1)
+        + output_padding_h + 1``, likewise OW.
+    """
+    x = as_4d_float_array("x", x)
+    weight = as_4d_float_array("weight", weight)
+    check_same_dtype(x=x, weight=weight)
+    g = conv_transpose_geometry(x.shape, weight.shape, stride, padding, output_padding,
+                                groups, dilation)
+    bias = _check_bias(bias, g["C"])
+    check_same_dtype(x=x, bias=bias)
+    y = _input_grad(x, weight, g, algorithm, num_threads_value(num_threads))
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
+def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, *, needs_input_grad=True,
+                              needs_weight_grad=True, needs_bias_grad=True,
+                              algorithm="auto", num_threads=None):
+    """Gradients of ``sum(grad_output * conv_transpose2d(x, weight, bias, ...))``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C_out, OH, OW)
+    x, weight, stride, padding, output_padding, groups, dilation
+        The arguments of the forward call.
+    needs_input_grad, needs_weight_grad, needs_bias_grad : bool
+        Which gradients to compute; the others are returned as None.
+    algorithm : {'auto', 'direct', 'im2col'}
+    num_threads : int, optional
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C_in, H, W), or None
+    grad_weight : ndarray, shape (C_in, C_out // groups, R, S), or None
+    grad_bias : ndarray, shape (C_out,), or None
+    """
+    x = as_4d_float_array("x", x)
+    weight = as_4d_float_array("weight", weight)
+    check_same_dtype(x=x, weight=weight)
+    g = conv_transpose_geometry(x.shape, weight.shape, stride, padding, output_padding,
+                                groups, dilation)
+    grad_y = _check_grad_output(grad_output, (g["N"], g["C"], g["H"], g["W"]))
+    check_same_dtype(x=x, grad_output=grad_y)
+    nt = num_threads_value(num_threads)
+    # The transposed convolution is conv2d's input gradient, so its input gradient is
+    # conv2d itself and its weight gradient conv2d's weight gradient with roles swapped.
+    return (_forward(grad_y, weight, None, g, algorithm, nt) if needs_input_grad else None,
+            _weight_grad(x, grad_y, g, algorithm, nt) if needs_weight_grad else None,
+            _bias_grad(grad_y, nt) if needs_bias_grad else None)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, num_threads=None):
+    """Unfold sliding windows into columns, as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        As in :func:`conv2d`.
+    num_threads : int, optional
+
+    Returns
+    -------
+    cols : ndarray, shape (N, C * R * S, OH * OW)
+        Row ``(c * R + r) * S + s``, column ``oh * OW + ow``.
+    """
+    x = as_4d_float_array("x", x)
+    g = window_geometry(x.shape, kernel_size, stride, padding, dilation)
+    shape = (g["N"], g["C"] * g["R"] * g["S"], g["OH"] * g["OW"])
+    cols = _allocate("cols", shape, x.dtype)
+    _im2col.im2col(x, cols, g, num_threads_value(num_threads))
+    return cols
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *,
+           num_threads=None):
+    """Fold columns back into images, summing overlaps (the adjoint of :func:`im2col`).
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N, C * R * S, L)
+        ``L`` must equal the number of windows of an ``output_size`` image.
+    output_size : (int, int)
+        Height and width (H, W) of the image.
+    kernel_size, stride, padding, dilation
+        As in :func:`im2col`.
+    num_threads : int, optional
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W)
+    """
+    cols = as_float_array("cols", cols)
+    if cols.ndim != 3:
+        raise ValueError(f"cols: expected 3-D (N, C * R * S, L) input, got shape {cols.shape}")
+    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
+        raise ValueError(f"output_size must be a pair (H, W), got {output_size!r}")
+    H, W = (as_int("output_size", v, 1) for v in output_size)
+    N, rows, L = cols.shape
+    g = window_geometry((N, 1, H, W), kernel_size, stride, padding, dilation)
+    RS = g["R"] * g["S"]
+    if rows % RS:
+        raise ValueError(f"cols: dimension 1 ({rows}) must be divisible by the kernel size "
+                         f"product {RS}")
+    if L != g["OH"] * g["OW"]:
+        raise ValueError(f"cols: dimension 2 ({L}) must equal the number of windows "
+                         f"{g['OH']} x {g['OW']} = {g['OH'] * g['OW']} of output_size {(H, W)}")
+    g["C"] = rows // RS
+    x = _allocate("output", (N, g["C"], H, W), cols.dtype)
+    x.fill(0)
+    _im2col.col2im(cols, x, g, num_threads_value(num_threads))
+    return x
