@@ -30,7 +30,7 @@ def as_float_array(name, value):
             f"{name}: expected float32 or float64 array, got {type(value).__name__}")
     if value.dtype.kind != "f" or value.dtype.itemsize not in (4, 8):
         raise TypeError(f"{name}: expected float32 or float64 array, got dtype {value.dtype}")
-    return np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
+    return np.asarray(value, dtype=value.dtype.newbyteorder("="), order="C")
 
 
 def as_4d_float_array(name, value):

@@ -1,0 +1,183 @@
+"""conv2d and conv2d_backward against the naive float64 references and PyTorch."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, assert_close, torch_or_skip
+
+import fastconv
+from fastconv.testing import check_gradient, conv2d_backward_reference, conv2d_reference
+
+ALGORITHMS = ["direct", "im2col", "auto"]
+
+# (x shape, weight shape, stride, padding, dilation, groups)
+CASES = [
+    ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((2, 4, 11, 9), (6, 4, 3, 2), (2, 1), (1, 0), (1, 2), 1),             # non-square
+    ((1, 4, 10, 12), (6, 2, 3, 3), (1, 2), ((1, 0), (2, 1)), 1, 2),       # asymmetric pad
+    ((2, 6, 9, 9), (6, 1, 3, 3), 2, 1, 1, 6),                            # depthwise
+    ((2, 4, 8, 8), (8, 1, 3, 3), 1, "same", 1, 4),                       # depth multiplier
+    ((1, 5, 7, 6), (3, 5, 1, 1), 1, 0, 1, 1),                            # pointwise
+    ((2, 5, 7, 6), (3, 5, 1, 1), 2, 0, 1, 1),                            # strided 1x1
+    ((1, 3, 13, 11), (2, 3, 5, 4), 3, ((2, 3), (0, 1)), (2, 1), 1),
+    ((1, 2, 6, 6), (3, 2, 4, 4), 1, "same", (1, 3), 1),                  # asymmetric same
+    ((2, 3, 5, 5), (2, 3, 3, 3), 1, "valid", 1, 1),
+    ((1, 2, 4, 5), (2, 2, 6, 7), 1, 2, 1, 1),                            # kernel > input
+]
+
+
+def make_case(rng, case, dtype):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_forward_matches_reference(rng, case, dtype, algorithm):
+    x, w, b, params = make_case(rng, case, dtype)
+    y = fastconv.conv2d(x, w, b, **params, algorithm=algorithm)
+    assert_close(y, conv2d_reference(x, w, b, **params), dtype)
+    assert_close(fastconv.conv2d(x, w, **params, algorithm=algorithm),
+                 conv2d_reference(x, w, **params), dtype)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_backward_matches_reference(rng, case, dtype, algorithm):
+    x, w, b, params = make_case(rng, case, dtype)
+    gy = rng.standard_normal(conv2d_reference(x, w, **params).shape).astype(dtype)
+    grads = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
+    for got, expected in zip(grads, conv2d_backward_reference(gy, x, w, **params)):
+        assert_close(got, expected, dtype)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+# PyTorch warns that asymmetric 'same' padding costs it a padded copy.
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_forward_and_backward_match_torch(rng, case, algorithm):
+    torch = torch_or_skip()
+    F = torch.nn.functional
+    x, w, b, params = make_case(rng, case, np.float64)
+    padding = params["padding"]
+    xt = torch.tensor(x, requires_grad=True)
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        (top, bottom), (left, right) = padding
+        padded, torch_padding = F.pad(xt, (left, right, top, bottom)), 0
+    else:
+        padded, torch_padding = xt, padding
+    wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+    yt = F.conv2d(padded, wt, bt, params["stride"], torch_padding, params["dilation"],
+                  params["groups"])
+    y = fastconv.conv2d(x, w, b, **params, algorithm=algorithm)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    yt.backward(torch.tensor(gy))
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
+    for got, expected in [(gx, xt.grad), (gw, wt.grad), (gb, bt.grad)]:
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[3], CASES[7]])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_backward_matches_finite_differences(rng, case, algorithm):
+    x, w, b, params = make_case(rng, case, np.float64)
+    gy = rng.standard_normal(fastconv.conv2d(x, w, **params).shape)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
+
+    def loss(x_, w_, b_):
+        return float(np.sum(gy * fastconv.conv2d(x_, w_, b_, **params, algorithm=algorithm)))
+
+    check_gradient(lambda v: loss(v, w, b), x, gx)
+    check_gradient(lambda v: loss(x, v, b), w, gw)
+    check_gradient(lambda v: loss(x, w, v), b, gb)
+
+
+def test_requested_gradients_only(rng):
+    x, w, b, params = make_case(rng, CASES[0], np.float64)
+    gy = np.ones((2, 4, 9, 8))
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **params, needs_input_grad=False,
+                                          needs_bias_grad=False)
+    assert gx is None and gb is None and gw.shape == w.shape
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batch(algorithm):
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    y = fastconv.conv2d(x, w, algorithm=algorithm)
+    assert y.shape == (0, 4, 6, 6)
+    gx, gw, gb = fastconv.conv2d_backward(y, x, w, algorithm=algorithm)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(gw, np.zeros_like(w))
+    np.testing.assert_array_equal(gb, np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_zero_input_channels_give_the_bias(algorithm):
+    x = np.zeros((2, 0, 5, 5))
+    w = np.zeros((3, 0, 3, 3))
+    b = np.array([1.0, -2.0, 3.0])
+    y = fastconv.conv2d(x, w, b, padding=1, algorithm=algorithm)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[:, None, None], (2, 3, 5, 5)))
+    gy = np.ones_like(y)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, padding=1, algorithm=algorithm)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_array_equal(gb, np.full(3, 50.0))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_zero_output_channels(algorithm):
+    x = np.ones((2, 3, 5, 5))
+    w = np.zeros((0, 3, 3, 3))
+    y = fastconv.conv2d(x, w, algorithm=algorithm)
+    assert y.shape == (2, 0, 3, 3)
+    gx, gw, gb = fastconv.conv2d_backward(y, x, w, algorithm=algorithm)
+    np.testing.assert_array_equal(gx, np.zeros_like(x))
+    assert gw.shape == w.shape and gb.shape == (0,)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nan_propagates(algorithm):
+    x = np.ones((1, 2, 5, 5))
+    w = np.ones((2, 2, 3, 3))
+    x[0, 1, 2, 2] = np.nan
+    y = fastconv.conv2d(x, w, algorithm=algorithm)
+    assert np.isnan(y).all()
+    w[1, 0, 0, 0] = np.nan
+    y = fastconv.conv2d(np.ones((1, 2, 5, 5)), w, algorithm=algorithm)
+    assert np.isnan(y[0, 1]).all() and not np.isnan(y[0, 0]).any()
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_same_padding_keeps_size_and_matches_torch(rng):
+    torch = torch_or_skip()
+    for kernel, dilation in [(3, 1), (4, 1), (4, 3), (5, 2), ((2, 5), (3, 1))]:
+        x = rng.standard_normal((1, 2, 9, 10))
+        w = rng.standard_normal((3, 2) + ((kernel, kernel) if isinstance(kernel, int)
+                                          else kernel))
+        y = fastconv.conv2d(x, w, padding="same", dilation=dilation)
+        assert y.shape[2:] == x.shape[2:]
+        expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w),
+                                              padding="same", dilation=dilation)
+        np.testing.assert_allclose(y, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_shapes_agree_across_algorithms(rng, dtype):
+    # Several column tiles and channel blocks per image.
+    x = rng.standard_normal((2, 40, 60, 70)).astype(dtype)
+    w = rng.standard_normal((24, 40, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((2, 24, 60, 70)).astype(dtype)
+    params = dict(padding=1)
+    scale = 1e-5 if dtype == np.float64 else 1e-3
+    direct = fastconv.conv2d(x, w, **params, algorithm="direct")
+    np.testing.assert_allclose(fastconv.conv2d(x, w, **params, algorithm="im2col"), direct,
+                               rtol=scale, atol=scale)
+    for a, b in zip(fastconv.conv2d_backward(gy, x, w, **params, algorithm="direct"),
+                    fastconv.conv2d_backward(gy, x, w, **params, algorithm="im2col")):
+        np.testing.assert_allclose(a, b, rtol=scale, atol=scale * np.abs(b).max())
