@@ -208,25 +208,47 @@ def conv_transpose_geometry(x_shape, weight_shape, stride, padding, output_paddi
 
 
 # Bytes of im2col columns one thread may hold at once: the column tile is cut to fit,
-# keeping the workspace in the core's L2 cache and its size independent of the batch.
-WORKSPACE_BYTES = 2 * 2**20
-# Input channels per work item of the backward passes.
+# which leaves room in a 2 MiB L2 cache for the BLAS's packed panels (1 MiB measured
+# best on C1, C2 and C8 of benchmarks/bench_conv.py) and bounds the workspace.
+WORKSPACE_BYTES = 2**20
+# GEMM columns per forward call below which packing the filters costs more than it
+# serves (C7, 7x7 images with 4608-row columns, ran at half PyTorch's speed with 49).
+MIN_GEMM_COLUMNS = 256
+# The forward's workspace never grows past this to reach MIN_GEMM_COLUMNS.
+MAX_WORKSPACE_BYTES = 16 * 2**20
+# The backward passes split input channels into at most this many blocks per group...
 CHANNEL_BLOCKS = 8
+# ...each giving its GEMM at least this many rows (channels * R * S), below which the
+# BLAS's packing outweighs the arithmetic (a 1x1 kernel with blocks of 8 ran at a
+# third of PyTorch's speed on C3).
+MIN_BLOCK_ROWS = 64
 
 
 def gemm_plan(g, itemsize):
     """Tile and block sizes for the im2col kernels, or None if BLAS cannot take the shape.
 
     They depend on the shape alone, never on the thread count, which is what keeps
-    the results identical for every thread count.
+    the results identical for every thread count. The forward's tile holds at least
+    ``MIN_GEMM_COLUMNS`` columns (whole images side by side when an image has fewer),
+    so each packing of the filters serves enough arithmetic; the workspace is then the
+    larger of ``WORKSPACE_BYTES`` and those columns, and never above ``MAX_WORKSPACE_BYTES``
+    unless 16 columns alone are larger.
     """
-    Cg, Kg = g["C"] // g["groups"], g["K"] // g["groups"]
+    N, Cg, Kg = g["N"], g["C"] // g["groups"], g["K"] // g["groups"]
     RS, L = g["R"] * g["S"], g["OH"] * g["OW"]
     if max(L, Cg * RS, Kg, g["H"] * g["W"]) > MAX_BLAS_DIMENSION:
         return None
-    block = max(1, -(-Cg // CHANNEL_BLOCKS))
+    block = min(max(1, Cg), max(-(-Cg // CHANNEL_BLOCKS), -(-MIN_BLOCK_ROWS // RS)))
+
+    def columns_within(budget, rows):
+        return budget // max(1, rows * itemsize)
 
     def tile_for(rows):
-        return max(min(L, 16), min(L, WORKSPACE_BYTES // max(1, rows * itemsize)))
+        return max(min(L, 16), min(L, columns_within(WORKSPACE_BYTES, rows)))
 
-    return dict(tile=tile_for(Cg * RS), block=block, backward_tile=tile_for(block * RS))
+    rows = Cg * RS
+    wanted = max(columns_within(WORKSPACE_BYTES, rows), MIN_GEMM_COLUMNS)
+    wanted = max(16, min(wanted, columns_within(MAX_WORKSPACE_BYTES, rows + Kg)))
+    images = max(1, min(N, wanted // L))
+    tile = images * L if images > 1 else min(L, wanted)
+    return dict(tile=tile, images=images, block=block, backward_tile=tile_for(block * RS))

@@ -72,7 +72,8 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
     if algorithm == "direct":
         _conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
     else:
-        _conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"], num_threads)
+        _conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"], plan["images"],
+                                  num_threads)
     return y
 
 

@@ -5,7 +5,8 @@ BLAS on one thread, so a multi-threaded BLAS never alternates with an OpenMP reg
 Work items are fixed by the shape alone (never by the thread count) and each owns its
 output elements, so results are bitwise identical for every thread count:
 
-- forward: (image, group, tile of output pixels);
+- forward: (image, group, tile of output pixels), or (group, run of whole images) when
+  one image has too few output pixels to amortise the GEMM's packing of the filters;
 - input gradient: (image, group, block of input channels);
 - weight gradient: (group, block of input channels), summing images and tiles in order.
 
@@ -32,47 +33,71 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                    const floating[:, :, :, ::1] weight,   # IN  (K, C/groups, R, S)
                    const floating[::1] bias,              # IN  (K,) or None
                    floating[:, :, :, ::1] y,              # OUT (N, K, OH, OW)
-                   Geometry g, Py_ssize_t tile, int num_threads):
+                   Geometry g, Py_ssize_t tile, Py_ssize_t images, int num_threads):
+    """Forward pass; an item is a tile of one image (images == 1) or several images.
+
+    With several images per item, their columns sit side by side in one GEMM (so the
+    filters are packed once for all of them) and the product is copied into y.
+    """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
     cdef Py_ssize_t rows = Cg * g.R * g.S, L = g.OH * g.OW
-    cdef Py_ssize_t tiles = (L + tile - 1) // tile
-    cdef Py_ssize_t item, n, grp, l0, l1, k, l, ldb
-    cdef bint pointwise = is_pointwise(&g), has_bias = bias is not None
+    cdef Py_ssize_t tiles = (L + tile - 1) // tile if images == 1 else 1
+    cdef Py_ssize_t chunks = (g.N + images - 1) // images
+    cdef Py_ssize_t item, n, n0, n1, grp, l0, l1, k, l, width
+    cdef bint pointwise = is_pointwise(&g) and images == 1, has_bias = bias is not None
+    cdef floating shift
     cdef const floating* b
+    cdef const floating* src
     cdef floating* out
     cdef floating* cols = NULL
+    cdef floating* product = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil, parallel(num_threads=num_threads):
         if not pointwise:
             cols = <floating*> malloc(rows * tile * sizeof(floating))
-            if cols == NULL:
-                failed_flag[0] = 1
-        for item in prange(g.N * g.groups * tiles, schedule="dynamic"):
-            if not pointwise and cols == NULL:
+        if images > 1:
+            product = <floating*> malloc(Kg * tile * sizeof(floating))
+        if (not pointwise and cols == NULL) or (images > 1 and product == NULL):
+            failed_flag[0] = 1
+        for item in prange(chunks * g.groups * tiles, schedule="dynamic"):
+            if failed_flag[0]:
                 continue
-            n = item // (g.groups * tiles)
             grp = (item // tiles) % g.groups
-            l0 = (item % tiles) * tile
+            n0 = (item // (g.groups * tiles)) * images
+            n1 = n0 + images if n0 + images < g.N else g.N
+            l0 = (item % tiles) * tile if images == 1 else 0
             l1 = l0 + tile if l0 + tile < L else L
+            width = (n1 - n0) * (l1 - l0)
             if pointwise:
-                b = &x[n, grp * Cg, 0, 0] + l0 if Cg > 0 else NULL
-                ldb = L
+                b = &x[n0, grp * Cg, 0, 0] + l0 if Cg > 0 else NULL
             else:
-                im2col_tile(&x[n, grp * Cg, 0, 0] if Cg > 0 else NULL, Cg, &g, l0, l1,
-                            cols, l1 - l0)
+                for n in range(n0, n1):
+                    im2col_tile(&x[n, grp * Cg, 0, 0] if Cg > 0 else NULL, Cg, &g, l0, l1,
+                                cols + (n - n0) * (l1 - l0), width)
                 b = cols
-                ldb = l1 - l0
-            out = &y[n, grp * Kg, 0, 0] + l0
-            gemm(False, False, Kg, l1 - l0, rows, <floating> 1,
-                 &weight[grp * Kg, 0, 0, 0], rows, b, ldb, <floating> 0, out, L)
-            if has_bias:
-                for k in range(Kg):
-                    for l in range(l1 - l0):
-                        out[k * L + l] += bias[grp * Kg + k]
+            if images == 1:
+                out = &y[n0, grp * Kg, 0, 0] + l0
+                gemm(False, False, Kg, width, rows, <floating> 1, &weight[grp * Kg, 0, 0, 0],
+                     rows, b, L if pointwise else width, <floating> 0, out, L)
+                if has_bias:
+                    for k in range(Kg):
+                        for l in range(width):
+                            out[k * L + l] += bias[grp * Kg + k]
+            else:
+                gemm(False, False, Kg, width, rows, <floating> 1, &weight[grp * Kg, 0, 0, 0],
+                     rows, b, width, <floating> 0, product, width)
+                for n in range(n0, n1):
+                    for k in range(Kg):
+                        out = &y[n, grp * Kg + k, 0, 0]
+                        src = product + k * width + (n - n0) * L
+                        shift = bias[grp * Kg + k] if has_bias else 0
+                        for l in range(L):
+                            out[l] = src[l] + shift
         free(cols)
+        free(product)
     if failed:
-        raise MemoryError(f"could not allocate {rows * tile * sizeof(floating)} bytes "
+        raise MemoryError(f"could not allocate {(rows + Kg) * tile * sizeof(floating)} bytes "
                           "of im2col workspace")
 
 
