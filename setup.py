@@ -71,6 +71,7 @@ class BuildExtWithOpenMP(build_ext):
     """build_ext that detects OpenMP once and applies the result to every kernel."""
 
     def build_extensions(self):
+        """Add the OpenMP and optimisation flags to every kernel, then build."""
         flags = openmp_flags(self.compiler)
         if flags is None:
             if os.environ.get("FASTCONV_REQUIRE_OPENMP", "0") == "1":
@@ -99,6 +100,9 @@ def kernel_extensions():
 
 
 setup(
-    ext_modules=cythonize(kernel_extensions(), compiler_directives=DIRECTIVES),
+    # C sources per mode: cythonize regenerates by timestamp only, so a shared directory
+    # would let a release build's C silently serve a debug build.
+    ext_modules=cythonize(kernel_extensions(), compiler_directives=DIRECTIVES,
+                          build_dir=str(Path("build", "cython-debug" if DEBUG else "cython"))),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

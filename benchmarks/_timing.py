@@ -13,7 +13,7 @@ def interleaved_medians(functions, repeats, warmup=2):
             f()
     samples = [[] for _ in functions]
     for _ in range(repeats):
-        for f, times in zip(functions, samples):
+        for f, times in zip(functions, samples, strict=True):
             start = time.perf_counter()
             f()
             times.append(time.perf_counter() - start)

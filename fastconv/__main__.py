@@ -37,7 +37,7 @@ def self_check():
                 grads = fastconv.conv2d_backward(cast[2], *cast[:2], **params,
                                                  algorithm=algorithm)
                 error = max(np.abs(a - b).max() / max(1.0, np.abs(b).max())
-                            for a, b in zip((y, *grads), (expected, *expected_grads)))
+                            for a, b in zip((y, *grads), (expected, *expected_grads), strict=True))
                 passed = error < tol
                 ok &= passed
                 print(f"  {'ok  ' if passed else 'FAIL'} conv2d{w_shape} {dtype.__name__:7} "

@@ -106,7 +106,7 @@ def conv_padding(padding, kernel, dilation, stride):
                 raise ValueError(f"padding='same' is not supported for strided convolutions, "
                                  f"got stride={stride}")
             sides = []
-            for k, d in zip(kernel, dilation):
+            for k, d in zip(kernel, dilation, strict=True):
                 total = d * (k - 1)
                 sides += [total // 2, total - total // 2]
             return tuple(sides)
@@ -130,7 +130,7 @@ def output_length(axis, size, padding, kernel, stride, dilation):
 
 
 def window_geometry(x_shape, kernel, stride, padding, dilation):
-    """The sliding-window part of a convolution geometry (see ``_geometry.pxd``)."""
+    """Return the sliding-window part of a convolution geometry (see ``_geometry.pxd``)."""
     N, C, H, W = x_shape
     if H < 1 or W < 1:
         raise ValueError(f"x: expected non-zero height and width, got shape {tuple(x_shape)}")

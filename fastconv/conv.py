@@ -28,6 +28,10 @@ def _choose_algorithm(algorithm, g, itemsize):
     """Resolve ``algorithm`` to ("direct", None) or ("im2col", plan) for geometry g."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if g["C"] == 0 or g["K"] == 0:
+        # No channels on one side: nothing to multiply, and the GEMM kernels would form
+        # addresses into an empty axis. The direct loops just write the zeros (or bias).
+        return "direct", None
     plan = gemm_plan(g, itemsize)
     if algorithm == "im2col":
         if plan is None:

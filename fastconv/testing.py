@@ -32,7 +32,7 @@ def _padded_geometry(x_shape, kernel, stride, padding, dilation):
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """Reference of :func:`fastconv.conv2d`, in float64.
+    """Compute the reference of :func:`fastconv.conv2d`, in float64.
 
     Parameters
     ----------
@@ -67,7 +67,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 
 def conv2d_backward_reference(grad_output, x, weight, stride=1, padding=0, dilation=1,
                               groups=1):
-    """Reference of :func:`fastconv.conv2d_backward`, in float64.
+    """Compute the reference of :func:`fastconv.conv2d_backward`, in float64.
 
     Returns
     -------
@@ -100,7 +100,7 @@ def conv2d_backward_reference(grad_output, x, weight, stride=1, padding=0, dilat
 
 def conv_transpose2d_reference(x, weight, bias=None, stride=1, padding=0, output_padding=0,
                                groups=1, dilation=1):
-    """Reference of :func:`fastconv.conv_transpose2d`, in float64.
+    """Compute the reference of :func:`fastconv.conv_transpose2d`, in float64.
 
     Every input pixel adds ``x[n, ci, i, j] * weight[ci, co]`` into the output window at
     ``(i * stride - padding, j * stride - padding)``, taps ``dilation`` apart.
@@ -133,7 +133,7 @@ def conv_transpose2d_reference(x, weight, bias=None, stride=1, padding=0, output
 
 
 def im2col_reference(x, kernel_size, stride=1, padding=0, dilation=1):
-    """Reference of :func:`fastconv.im2col` (``torch.nn.functional.unfold``), float64.
+    """Compute the reference of :func:`fastconv.im2col` (``torch.nn.functional.unfold``), float64.
 
     Returns
     -------
@@ -152,7 +152,7 @@ def im2col_reference(x, kernel_size, stride=1, padding=0, dilation=1):
 
 
 def col2im_reference(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
-    """Reference of :func:`fastconv.col2im` (``torch.nn.functional.fold``), float64.
+    """Compute the reference of :func:`fastconv.col2im` (``torch.nn.functional.fold``), float64.
 
     Returns
     -------

@@ -52,7 +52,7 @@ def test_backward_matches_reference(rng, case, dtype, algorithm):
     x, w, b, params = make_case(rng, case, dtype)
     gy = rng.standard_normal(conv2d_reference(x, w, **params).shape).astype(dtype)
     grads = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
-    for got, expected in zip(grads, conv2d_backward_reference(gy, x, w, **params)):
+    for got, expected in zip(grads, conv2d_backward_reference(gy, x, w, **params), strict=True):
         assert_close(got, expected, dtype)
 
 
@@ -180,5 +180,5 @@ def test_large_shapes_agree_across_algorithms(rng, dtype):
     np.testing.assert_allclose(fastconv.conv2d(x, w, **params, algorithm="im2col"), direct,
                                rtol=scale, atol=scale)
     for a, b in zip(fastconv.conv2d_backward(gy, x, w, **params, algorithm="direct"),
-                    fastconv.conv2d_backward(gy, x, w, **params, algorithm="im2col")):
+                    fastconv.conv2d_backward(gy, x, w, **params, algorithm="im2col"), strict=True):
         np.testing.assert_allclose(a, b, rtol=scale, atol=scale * np.abs(b).max())

@@ -48,7 +48,7 @@ def test_matches_torch(rng, case, algorithm):
     gy = np.random.default_rng(3).standard_normal(y.shape)
     yt.backward(torch.tensor(gy))
     grads = fastconv.conv_transpose2d_backward(gy, x, w, **params, algorithm=algorithm)
-    for got, expected in zip(grads, (xt.grad, wt.grad, bt.grad)):
+    for got, expected in zip(grads, (xt.grad, wt.grad, bt.grad), strict=True):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-12, atol=1e-12)
 
 

@@ -47,7 +47,7 @@ def as_tuple(result):
 
 
 def assert_bitwise_equal(a, b):
-    for u, v in zip(as_tuple(a), as_tuple(b)):
+    for u, v in zip(as_tuple(a), as_tuple(b), strict=True):
         assert u.dtype == v.dtype and u.shape == v.shape
         assert u.tobytes() == v.tobytes()
 
@@ -70,7 +70,7 @@ def test_layouts_give_the_same_bits_and_stay_unmodified(layout, algorithm):
         xs, ws, gys = (LAYOUTS[layout](a) for a in (x, w, gy))
         copies = [a.copy() for a in (xs, ws, gys)]
         assert_bitwise_equal(call(xs, ws, gys), expected)
-        for original, copy in zip((xs, ws, gys), copies):
+        for original, copy in zip((xs, ws, gys), copies, strict=True):
             np.testing.assert_array_equal(original, copy, err_msg=name)
 
 
@@ -110,7 +110,7 @@ def test_eight_python_threads_at_once_equal_serial(algorithm):
     for t in threads:
         t.join()
     for got in results:
-        for a, b in zip(got, expected):
+        for a, b in zip(got, expected, strict=True):
             assert_bitwise_equal(a, b)
 
 

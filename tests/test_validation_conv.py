@@ -17,7 +17,7 @@ def raises(exception, pattern, func, *args, **kwargs):
     copies = [a.copy() for a in arrays]
     with pytest.raises(exception, match=pattern):
         func(*args, **kwargs)
-    for a, c in zip(arrays, copies):
+    for a, c in zip(arrays, copies, strict=True):
         np.testing.assert_array_equal(a, c)
 
 

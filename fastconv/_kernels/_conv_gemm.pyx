@@ -43,7 +43,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t rows = Cg * g.R * g.S, L = g.OH * g.OW
     cdef Py_ssize_t tiles = (L + tile - 1) // tile if images == 1 else 1
     cdef Py_ssize_t chunks = (g.N + images - 1) // images
-    cdef Py_ssize_t item, n, n0, n1, grp, l0, l1, k, l, width
+    cdef Py_ssize_t item, n, n0, n1, grp, l0, l1, k, col, width
     cdef bint pointwise = is_pointwise(&g) and images == 1, has_bias = bias is not None
     cdef floating shift
     cdef const floating* b
@@ -70,10 +70,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
             l1 = l0 + tile if l0 + tile < L else L
             width = (n1 - n0) * (l1 - l0)
             if pointwise:
-                b = &x[n0, grp * Cg, 0, 0] + l0 if Cg > 0 else NULL
+                b = &x[n0, grp * Cg, 0, 0] + l0
             else:
                 for n in range(n0, n1):
-                    im2col_tile(&x[n, grp * Cg, 0, 0] if Cg > 0 else NULL, Cg, &g, l0, l1,
+                    im2col_tile(&x[n, grp * Cg, 0, 0], Cg, &g, l0, l1,
                                 cols + (n - n0) * (l1 - l0), width)
                 b = cols
             if images == 1:
@@ -82,8 +82,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                      rows, b, L if pointwise else width, <floating> 0, out, L)
                 if has_bias:
                     for k in range(Kg):
-                        for l in range(width):
-                            out[k * L + l] += bias[grp * Kg + k]
+                        for col in range(width):
+                            out[k * L + col] += bias[grp * Kg + k]
             else:
                 gemm(False, False, Kg, width, rows, <floating> 1, &weight[grp * Kg, 0, 0, 0],
                      rows, b, width, <floating> 0, product, width)
@@ -92,8 +92,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                         out = &y[n, grp * Kg + k, 0, 0]
                         src = product + k * width + (n - n0) * L
                         shift = bias[grp * Kg + k] if has_bias else 0
-                        for l in range(L):
-                            out[l] = src[l] + shift
+                        for col in range(L):
+                            out[col] = src[col] + shift
         free(cols)
         free(product)
     if failed:
