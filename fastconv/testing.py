@@ -31,6 +31,15 @@ def _padded_geometry(x_shape, kernel, stride, padding, dilation):
     return (R, S), stride, dilation, ((top, bottom), (left, right)), (out_h, out_w)
 
 
+def _padded_operands(x, weight, stride, padding, dilation):
+    """float64 copies, x zero-padded, and the tap geometry of a convolution."""
+    x = np.asarray(x, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    _, stride, dilation, pads, out_size = _padded_geometry(
+        x.shape, weight.shape[2:], stride, padding, dilation)
+    return np.pad(x, ((0, 0), (0, 0)) + pads), weight, stride, dilation, pads, out_size
+
+
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Compute the reference of :func:`fastconv.conv2d`, in float64.
 
@@ -46,14 +55,11 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     -------
     ndarray, shape (N, K, OH, OW), float64
     """
-    x = np.asarray(x, dtype=np.float64)
-    weight = np.asarray(weight, dtype=np.float64)
+    xp, weight, stride, dilation, _, (oh, ow) = _padded_operands(x, weight, stride, padding,
+                                                               dilation)
     K, Cg, R, S = weight.shape
-    kernel, stride, dilation, pads, (oh, ow) = _padded_geometry(
-        x.shape, (R, S), stride, padding, dilation)
-    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
     Kg = K // groups
-    y = np.zeros((x.shape[0], K, oh, ow))
+    y = np.zeros((xp.shape[0], K, oh, ow))
     for grp in range(groups):
         for r in range(R):
             for s in range(S):
@@ -75,12 +81,9 @@ def conv2d_backward_reference(grad_output, x, weight, stride=1, padding=0, dilat
         Shapes of x, weight and (K,).
     """
     gy = np.asarray(grad_output, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    weight = np.asarray(weight, dtype=np.float64)
+    xp, weight, stride, dilation, pads, (oh, ow) = _padded_operands(x, weight, stride, padding,
+                                                                  dilation)
     K, Cg, R, S = weight.shape
-    kernel, stride, dilation, pads, (oh, ow) = _padded_geometry(
-        x.shape, (R, S), stride, padding, dilation)
-    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
     gxp = np.zeros_like(xp)
     gw = np.zeros_like(weight)
     Kg = K // groups

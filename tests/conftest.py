@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from fastconv.testing import check_gradient
+
 DTYPES = [np.float32, np.float64]
 # Agreement with the float64 references: float32 sums of a few hundred terms.
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
@@ -26,3 +28,15 @@ def assert_close(actual, expected, dtype):
 
 def torch_or_skip():
     return pytest.importorskip("torch")
+
+
+def check_gradients_of(forward, grad_output, inputs, grads):
+    """Check each of grads against central differences of sum(grad_output * forward(*inputs))."""
+    for i, (point, grad) in enumerate(zip(inputs, grads, strict=True)):
+
+        def loss(value, i=i):
+            args = list(inputs)
+            args[i] = value
+            return float(np.sum(grad_output * forward(*args)))
+
+        check_gradient(loss, point, grad)
