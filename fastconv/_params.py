@@ -222,6 +222,10 @@ CHANNEL_BLOCKS = 8
 # BLAS's packing outweighs the arithmetic (a 1x1 kernel with blocks of 8 ran at a
 # third of PyTorch's speed on C3).
 MIN_BLOCK_ROWS = 64
+# The weight gradient sums runs of images separately (then adds the runs in order)
+# when there are fewer than this many (group, channel block) items: with 3 input
+# channels (C1, C10) a single item left one core idle.
+WEIGHT_GRAD_ITEMS = 8
 
 
 def gemm_plan(g, itemsize):
@@ -251,4 +255,6 @@ def gemm_plan(g, itemsize):
     wanted = max(16, min(wanted, columns_within(MAX_WORKSPACE_BYTES, rows + Kg)))
     images = max(1, min(N, wanted // L))
     tile = images * L if images > 1 else min(L, wanted)
-    return dict(tile=tile, images=images, block=block, backward_tile=tile_for(block * RS))
+    runs = max(1, min(N, -(-WEIGHT_GRAD_ITEMS // (g["groups"] * -(-Cg // block)))))
+    return dict(tile=tile, images=images, block=block, backward_tile=tile_for(block * RS),
+                weight_grad_images=-(-N // runs) if N else 1)

@@ -101,8 +101,14 @@ def _weight_grad(grad_y, x, g, algorithm, num_threads):
     if algorithm == "direct":
         _conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
     else:
-        _conv_gemm.conv2d_backward_weight(grad_y, x, grad_w, g, plan["block"],
+        images = plan["weight_grad_images"]
+        runs = max(1, -(-g["N"] // images))
+        partial = grad_w[None] if runs == 1 else _allocate("weight workspace",
+                                                           (runs, *shape), grad_y.dtype)
+        _conv_gemm.conv2d_backward_weight(grad_y, x, partial, g, plan["block"], images,
                                           plan["backward_tile"], num_threads)
+        if runs > 1:
+            np.sum(partial, axis=0, out=grad_w)
     return grad_w
 
 

@@ -8,7 +8,8 @@ output elements, so results are bitwise identical for every thread count:
 - forward: (image, group, tile of output pixels), or (group, run of whole images) when
   one image has too few output pixels to amortise the GEMM's packing of the filters;
 - input gradient: (image, group, block of input channels);
-- weight gradient: (group, block of input channels), summing images and tiles in order.
+- weight gradient: (run of images, group, block of input channels), summing images and
+  tiles in order; the runs' sums are then added in order.
 
 Each thread holds one column workspace of at most ``rows * tile`` elements, where
 ``fastconv._params.gemm_plan`` chose ``tile`` to keep it within its byte budget. A 1x1
@@ -147,12 +148,18 @@ def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH, OW)
                            const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
-                           floating[:, :, :, ::1] grad_w,        # OUT (K, C/groups, R, S)
-                           Geometry g, Py_ssize_t block, Py_ssize_t tile, int num_threads):
+                           floating[:, :, :, :, ::1] partial,    # OUT (chunks, K, C/groups, R, S)
+                           Geometry g, Py_ssize_t block, Py_ssize_t images, Py_ssize_t tile,
+                           int num_threads):
+    """Weight gradient of runs of ``images`` images: partial[i] sums run i's images.
+
+    The caller adds the runs up (in order) when there is more than one.
+    """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
     cdef Py_ssize_t RS = g.R * g.S, rows = Cg * RS, L = g.OH * g.OW
     cdef Py_ssize_t blocks = (Cg + block - 1) // block, tiles = (L + tile - 1) // tile
-    cdef Py_ssize_t item, n, grp, c0, c1, l0, l1, t, k
+    cdef Py_ssize_t runs = partial.shape[0]
+    cdef Py_ssize_t item, n, n0, n1, run, grp, c0, c1, l0, l1, t, k
     cdef bint pointwise = is_pointwise(&g), first
     cdef const floating* b
     cdef floating* out
@@ -164,19 +171,23 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH
             cols = <floating*> malloc(block * RS * tile * sizeof(floating))
             if cols == NULL:
                 failed_flag[0] = 1
-        for item in prange(g.groups * blocks, schedule="dynamic"):
+        for item in prange(runs * g.groups * blocks, schedule="dynamic"):
             if not pointwise and cols == NULL:
                 continue
-            grp = item // blocks
+            run = item // (g.groups * blocks)
+            grp = (item // blocks) % g.groups
             c0 = (item % blocks) * block
             c1 = c0 + block if c0 + block < Cg else Cg
-            # grad_w[group k's, c0..c1] = sum over images and tiles of grad_y @ columns^T
-            out = &grad_w[grp * Kg, c0, 0, 0]
-            if g.N == 0:
+            n0 = run * images
+            n1 = n0 + images if n0 + images < g.N else g.N
+            # partial[run, group k's, c0..c1] = sum over the run's images and tiles of
+            # grad_y @ columns^T
+            out = &partial[run, grp * Kg, c0, 0, 0]
+            if n0 >= n1:
                 for k in range(Kg):
                     memset(out + k * rows, 0, (c1 - c0) * RS * sizeof(floating))
             first = True
-            for n in range(g.N):
+            for n in range(n0, n1):
                 for t in range(tiles):
                     l0 = t * tile
                     l1 = l0 + tile if l0 + tile < L else L
