@@ -92,6 +92,21 @@ def check_size(name, shape, itemsize):
         raise ValueError(f"{name} would be too large: shape {tuple(shape)}")
 
 
+def allocate(name, shape, dtype):
+    """``np.empty(shape, dtype)`` after checking that such an array can be addressed."""
+    check_size(name, shape, np.dtype(dtype).itemsize)
+    return np.empty(shape, dtype=dtype)
+
+
+def check_grad_output(grad_output, expected_shape):
+    """Return grad_output as a float array after checking it has ``expected_shape``."""
+    grad_output = as_4d_float_array("grad_output", grad_output)
+    if grad_output.shape != tuple(expected_shape):
+        raise ValueError(f"grad_output has shape {grad_output.shape}, "
+                         f"expected {tuple(expected_shape)}")
+    return grad_output
+
+
 def conv_padding(padding, kernel, dilation, stride):
     """Normalise convolution padding to ``(top, bottom, left, right)``.
 

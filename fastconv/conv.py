@@ -9,11 +9,12 @@ import numpy as np
 
 from fastconv._kernels import _conv_direct, _conv_gemm, _im2col
 from fastconv._params import (
+    allocate,
     as_4d_float_array,
     as_float_array,
     as_int,
+    check_grad_output,
     check_same_dtype,
-    check_size,
     conv_geometry,
     conv_transpose_geometry,
     gemm_plan,
@@ -56,22 +57,9 @@ def _check_bias(bias, out_channels):
     return bias
 
 
-def _check_grad_output(grad_output, expected_shape):
-    grad_output = as_4d_float_array("grad_output", grad_output)
-    if grad_output.shape != tuple(expected_shape):
-        raise ValueError(f"grad_output has shape {grad_output.shape}, "
-                         f"expected {tuple(expected_shape)}")
-    return grad_output
-
-
-def _allocate(name, shape, dtype):
-    check_size(name, shape, np.dtype(dtype).itemsize)
-    return np.empty(shape, dtype=dtype)
-
-
 def _forward(x, weight, bias, g, algorithm, num_threads):
     """Run the forward kernel of geometry g: y (N, K, OH, OW)."""
-    y = _allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
+    y = allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize)
     if algorithm == "direct":
         _conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
@@ -83,7 +71,7 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
 
 def _input_grad(grad_y, weight, g, algorithm, num_threads):
     """Run the input-gradient kernel of geometry g: grad_x (N, C, H, W)."""
-    grad_x = _allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
+    grad_x = allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
     if algorithm == "direct":
         _conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
@@ -96,14 +84,14 @@ def _input_grad(grad_y, weight, g, algorithm, num_threads):
 def _weight_grad(grad_y, x, g, algorithm, num_threads):
     """Run the weight-gradient kernel of geometry g: grad_w (K, C // groups, R, S)."""
     shape = (g["K"], g["C"] // g["groups"], g["R"], g["S"])
-    grad_w = _allocate("grad_weight", shape, grad_y.dtype)
+    grad_w = allocate("grad_weight", shape, grad_y.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
     if algorithm == "direct":
         _conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
     else:
         images = plan["weight_grad_images"]
         runs = max(1, -(-g["N"] // images))
-        partial = grad_w[None] if runs == 1 else _allocate("weight workspace",
+        partial = grad_w[None] if runs == 1 else allocate("weight workspace",
                                                            (runs, *shape), grad_y.dtype)
         _conv_gemm.conv2d_backward_weight(grad_y, x, partial, g, plan["block"], images,
                                           plan["backward_tile"], num_threads)
@@ -185,7 +173,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     weight = as_4d_float_array("weight", weight)
     check_same_dtype(x=x, weight=weight)
     g = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
-    grad_y = _check_grad_output(grad_output, (g["N"], g["K"], g["OH"], g["OW"]))
+    grad_y = check_grad_output(grad_output, (g["N"], g["K"], g["OH"], g["OW"]))
     check_same_dtype(x=x, grad_output=grad_y)
     nt = num_threads_value(num_threads)
     return (_input_grad(grad_y, weight, g, algorithm, nt) if needs_input_grad else None,
@@ -257,7 +245,7 @@ def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, outpu
     check_same_dtype(x=x, weight=weight)
     g = conv_transpose_geometry(x.shape, weight.shape, stride, padding, output_padding,
                                 groups, dilation)
-    grad_y = _check_grad_output(grad_output, (g["N"], g["C"], g["H"], g["W"]))
+    grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["H"], g["W"]))
     check_same_dtype(x=x, grad_output=grad_y)
     nt = num_threads_value(num_threads)
     # The transposed convolution is conv2d's input gradient, so its input gradient is
@@ -286,7 +274,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, num_threads=None)
     x = as_4d_float_array("x", x)
     g = window_geometry(x.shape, kernel_size, stride, padding, dilation)
     shape = (g["N"], g["C"] * g["R"] * g["S"], g["OH"] * g["OW"])
-    cols = _allocate("cols", shape, x.dtype)
+    cols = allocate("cols", shape, x.dtype)
     _im2col.im2col(x, cols, g, num_threads_value(num_threads))
     return cols
 
@@ -325,7 +313,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *,
         raise ValueError(f"cols: dimension 2 ({L}) must equal the number of windows "
                          f"{g['OH']} x {g['OW']} = {g['OH'] * g['OW']} of output_size {(H, W)}")
     g["C"] = rows // RS
-    x = _allocate("output", (N, g["C"], H, W), cols.dtype)
+    x = allocate("output", (N, g["C"], H, W), cols.dtype)
     x.fill(0)
     _im2col.col2im(cols, x, g, num_threads_value(num_threads))
     return x
