@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from fastconv._kernels._scatter import first_invalid
 from fastconv._kernels._threads import get_max_threads
 
 # Every parameter and dimension must fit comfortably in the kernels' 64-bit index
@@ -273,3 +274,109 @@ def gemm_plan(g, itemsize):
     runs = max(1, min(N, -(-WEIGHT_GRAD_ITEMS // (g["groups"] * -(-Cg // block)))))
     return dict(tile=tile, images=images, block=block, backward_tile=tile_for(block * RS),
                 weight_grad_images=-(-N // runs) if N else 1)
+
+
+def pool_output_length(axis, size, padding, kernel, stride, dilation, ceil_mode):
+    """PyTorch's pooling output size along one axis, at least 1.
+
+    ``ceil_mode`` rounds the window count up, but a last window that would start in
+    the right padding (at or beyond ``size + padding``) is dropped.
+    """
+    span = dilation * (kernel - 1) + 1
+    length = (size + 2 * padding - span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (length - 1) * stride >= size + padding:
+        length -= 1
+    if length < 1:
+        raise ValueError(
+            f"computed output size ({length}) is too small along the {axis}: input {size}, "
+            f"padding {padding}, kernel {kernel}, dilation {dilation}, stride {stride}")
+    return length
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    """Check pooling parameters against x (N, C, H, W); return a ``Geometry`` dict.
+
+    ``stride=None`` means the kernel size. As in PyTorch, the padding may be at most
+    half the kernel size. ``K`` is the channel count (pooling keeps channels).
+    """
+    N, C, H, W = x_shape
+    if H < 1 or W < 1:
+        raise ValueError(f"x: expected non-zero height and width, got shape {tuple(x_shape)}")
+    kernel = as_pair("kernel_size", kernel_size, 1)
+    strides = kernel if stride is None else as_pair("stride", stride, 1)
+    pads = as_pair("padding", padding, 0)
+    dilations = as_pair("dilation", dilation, 1)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    for k, p in zip(kernel, pads, strict=True):
+        if p > k // 2:
+            raise ValueError(f"padding should be at most half of kernel_size, got "
+                             f"padding={pads}, kernel_size={kernel}")
+    OH, OW = (pool_output_length(axis, *args, bool(ceil_mode)) for axis, *args in (
+        ("height", H, pads[0], kernel[0], strides[0], dilations[0]),
+        ("width", W, pads[1], kernel[1], strides[1], dilations[1])))
+    return dict(
+        N=N, C=C, H=H, W=W, K=C, OH=OH, OW=OW, R=kernel[0], S=kernel[1],
+        stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
+        dilation_h=dilations[0], dilation_w=dilations[1], groups=C)
+
+
+def check_windows_overlap_input(g):
+    """Raise ``ValueError`` if a dilated window holds padding only.
+
+    PyTorch returns -inf with an index outside the plane for such a window; fastconv
+    refuses the geometry instead, so that every index it returns is a real element.
+    Only a window starting in the left padding with a dilation larger than the input
+    can miss it: its first in-bounds tap is at ``start mod dilation``.
+    """
+    for axis, size, out, k, s, p, d in (
+            ("height", g["H"], g["OH"], g["R"], g["stride_h"], g["pad_top"],
+             g["dilation_h"]),
+            ("width", g["W"], g["OW"], g["S"], g["stride_w"], g["pad_left"],
+             g["dilation_w"])):
+        if d <= size:
+            continue
+        for o in range(min(out, -(-p // s))):
+            start = o * s - p
+            tap = -(start // d)  # first tap index with start + tap * d >= 0
+            if tap >= k or start + tap * d >= size:
+                raise ValueError(
+                    f"window {o} along the {axis} covers only padding: input {size}, "
+                    f"padding {p}, kernel {k}, dilation {d}, stride {s}")
+
+
+def as_index_array(name, value, shape):
+    """Return integer indices as a C-contiguous int64 array of the given shape."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected an integer array, got {type(value).__name__}")
+    if value.dtype.kind not in "iu" or (value.dtype.kind == "u" and value.dtype.itemsize == 8):
+        raise TypeError(f"{name}: expected an integer array (int64), got dtype {value.dtype}")
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
+    return np.ascontiguousarray(value, dtype=np.int64)
+
+
+def as_shape(name, value, length):
+    """Return ``value`` as a tuple of ``length`` non-negative ints."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        raise ValueError(f"{name} must be a sequence of {length} ints, got {value!r}")
+    return tuple(as_int(name, v, 0) for v in value)
+
+
+def checked_indices(indices, shape, plane_size, num_threads):
+    """Return indices as (planes, M) int64 after proving every one lies in the plane.
+
+    Raises ``IndexError`` naming the first offending value (row-major order) before
+    any kernel writes anything.
+    """
+    indices = as_index_array("indices", indices, shape)
+    flat = indices.reshape(shape[0] * shape[1], shape[2] * shape[3])
+    position = np.empty(flat.shape[0], dtype=np.int64)
+    first_invalid(flat, position, plane_size, num_threads)
+    bad = np.flatnonzero(position >= 0)
+    if bad.size:
+        plane = int(bad[0])
+        where = np.unravel_index(plane * flat.shape[1] + int(position[plane]), shape)
+        raise IndexError(f"indices: invalid max index {int(flat[plane, position[plane]])} "
+                         f"at {tuple(int(i) for i in where)} (plane size {plane_size})")
+    return flat
