@@ -176,6 +176,145 @@ def col2im_reference(cols, output_size, kernel_size, stride=1, padding=0, dilati
     return xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
 
 
+def _pool_windows(size, kernel, stride, padding, dilation, ceil_mode):
+    """``(start, in-bounds positions)`` of every pooling window along one axis.
+
+    The count follows PyTorch: rounded up in ``ceil_mode``, then a last window that
+    would start in the right padding is dropped.
+    """
+    span = dilation * (kernel - 1) + 1
+    extra = stride - 1 if ceil_mode else 0
+    count = (size + 2 * padding - span + extra) // stride + 1
+    if ceil_mode and (count - 1) * stride >= size + padding:
+        count -= 1
+    windows = []
+    for o in range(count):
+        start = o * stride - padding
+        taps = (start + t * dilation for t in range(kernel))
+        windows.append((start, [i for i in taps if 0 <= i < size]))
+    return windows
+
+
+def _pool_reference(x, kernel_size, stride, padding, dilation, ceil_mode, reduce):
+    """``reduce(values, row_window, col_window)`` for every window of every plane of x.
+
+    Returns the float64 results shaped (N, C, OH, OW) and the windows' in-bounds flat
+    positions ``i * W + j`` in the same shape, as lists.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kernel = as_pair("kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else as_pair("stride", stride, 1)
+    padding = as_pair("padding", padding, 0)
+    dilation = as_pair("dilation", dilation, 1)
+    N, C, H, W = x.shape
+    row_windows = _pool_windows(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    col_windows = _pool_windows(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    y = np.zeros((N, C, len(row_windows), len(col_windows)))
+    for n, c in np.ndindex(N, C):
+        for oh, (row_start, rows) in enumerate(row_windows):
+            for ow, (col_start, cols) in enumerate(col_windows):
+                values = [x[n, c, i, j] for i in rows for j in cols]
+                positions = [i * W + j for i in rows for j in cols]
+                y[n, c, oh, ow] = reduce(values, positions, (row_start, rows),
+                                         (col_start, cols))
+    return y
+
+
+def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1,
+                         ceil_mode=False):
+    """Compute the reference of :func:`fastconv.max_pool2d` with its indices.
+
+    Scans each window's in-bounds elements in row-major order; an element replaces
+    the maximum so far when it is larger or NaN (PyTorch's rule).
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, OH, OW), float64
+    indices : ndarray of int64, shape (N, C, OH, OW)
+    """
+    found = []
+
+    def reduce(values, positions, row_window, col_window):
+        best, best_at = -np.inf, positions[0]
+        for value, at in zip(values, positions, strict=True):
+            if value > best or np.isnan(value):
+                best, best_at = value, at
+        found.append(best_at)
+        return best
+
+    y = _pool_reference(x, kernel_size, stride, padding, dilation, ceil_mode, reduce)
+    return y, np.array(found, dtype=np.int64).reshape(y.shape)
+
+
+def avg_pool2d_reference(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                         count_include_pad=True, divisor_override=None):
+    """Compute the reference of :func:`fastconv.avg_pool2d`, in float64.
+
+    The divisor is ``divisor_override``; else, with ``count_include_pad``, the window's
+    extent clipped to the padded input; else its number of in-bounds elements.
+    """
+    H, W = np.shape(x)[2:]
+    kernel = as_pair("kernel_size", kernel_size, 1)
+    pad_h, pad_w = as_pair("padding", padding, 0)
+
+    def reduce(values, positions, row_window, col_window):
+        if divisor_override is not None:
+            divisor = divisor_override
+        elif count_include_pad:
+            (row_start, _), (col_start, _) = row_window, col_window
+            divisor = ((min(row_start + kernel[0], H + pad_h) - row_start)
+                       * (min(col_start + kernel[1], W + pad_w) - col_start))
+        else:
+            divisor = len(values)
+        return sum(values) / divisor
+
+    return _pool_reference(x, kernel_size, stride, padding, 1, ceil_mode, reduce)
+
+
+def lp_pool2d_reference(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Compute the reference of :func:`fastconv.lp_pool2d`, in float64.
+
+    ``(sum of |x| ** p) ** (1 / p)`` over each window's in-bounds elements; the
+    largest ``|x|`` for ``p = inf``.
+    """
+    def reduce(values, positions, row_window, col_window):
+        magnitudes = np.abs(values)
+        if np.isinf(norm_type):
+            return magnitudes.max()
+        return np.sum(magnitudes ** norm_type) ** (1 / norm_type)
+
+    return _pool_reference(x, kernel_size, stride, 0, 1, ceil_mode, reduce)
+
+
+def max_unpool2d_reference(x, indices, output_size):
+    """Compute the reference of :func:`fastconv.max_unpool2d`, in float64.
+
+    Writes ``x`` at ``indices`` of zero planes of ``output_size`` (H, W) in row-major
+    order, so a repeated index keeps the last value.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    N, C = x.shape[:2]
+    y = np.zeros((N, C, output_size[0] * output_size[1]))
+    for n, c in np.ndindex(N, C):
+        for value, at in zip(x[n, c].ravel(), np.ravel(indices[n, c]), strict=True):
+            y[n, c, at] = value
+    return y.reshape(N, C, *output_size)
+
+
+def max_pool2d_backward_reference(grad_output, indices, input_shape):
+    """Compute the reference of :func:`fastconv.max_pool2d_backward`, in float64.
+
+    Adds each gradient at its index of a zero plane of ``input_shape``.
+    """
+    grad_output = np.asarray(grad_output, dtype=np.float64)
+    N, C, H, W = input_shape
+    grad = np.zeros((N, C, H * W))
+    for n, c in np.ndindex(N, C):
+        for value, at in zip(grad_output[n, c].ravel(), np.ravel(indices[n, c]), strict=True):
+            grad[n, c, at] += value
+    return grad.reshape(input_shape)
+
+
 def numerical_gradient(func, x, eps=1e-6):
     """Central-difference gradient of a scalar function, in float64.
 

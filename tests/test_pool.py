@@ -1,0 +1,206 @@
+"""Max, average and LP pooling against the naive references and PyTorch."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, assert_close, tie_free, torch_or_skip
+
+import fastconv
+from fastconv.testing import (
+    avg_pool2d_reference,
+    lp_pool2d_reference,
+    max_pool2d_reference,
+)
+
+# (x shape, kernel, stride, padding, dilation, ceil_mode)
+MAX_CASES = [
+    ((2, 3, 9, 11), 3, 2, 1, 1, False),
+    ((2, 3, 9, 11), 3, 2, 1, 1, True),
+    ((1, 2, 8, 8), 2, None, 0, 1, False),
+    ((1, 2, 7, 10), (2, 3), (1, 2), (1, 0), (2, 1), True),
+    ((2, 1, 5, 5), 2, 2, 1, 1, True),     # ceil mode drops the window starting in padding
+    ((1, 1, 12, 9), (3, 1), (3, 1), 0, (1, 1), False),
+    ((1, 2, 11, 13), (3, 2), (2, 3), (1, 1), (2, 3), True),
+    ((3, 2, 6, 6), 1, 1, 0, 1, False),
+]
+
+
+def random_pool_cases(count, seed, dilate=True, pad=True):
+    """Random valid pooling geometries: (shape, kernel, stride, padding, dilation, ceil)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        kernel = tuple(int(k) for k in rng.integers(1, 5, 2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) if pad else 0 for k in kernel)
+        dilation = tuple(int(d) for d in rng.integers(1, 3, 2)) if dilate else (1, 1)
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                 int(rng.integers(1, 14)), int(rng.integers(1, 14)))
+        span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+        if all(size + 2 * p >= s for size, p, s in zip(shape[2:], padding, span, strict=True)):
+            cases.append((shape, kernel, stride, padding, dilation, bool(rng.integers(2))))
+    return cases
+
+
+def windows_hold_input(case):
+    """False when a dilated window covers padding only (fastconv refuses those)."""
+    try:
+        shape, kernel, stride, padding, dilation, ceil_mode = case
+        fastconv.max_pool2d(np.zeros(shape), kernel, stride, padding, dilation, ceil_mode)
+    except ValueError as error:
+        assert "covers only padding" in str(error)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", MAX_CASES + random_pool_cases(20, seed=3))
+def test_max_pool2d_matches_reference(case, dtype, rng):
+    if not windows_hold_input(case):
+        pytest.skip("geometry refused: a window covers padding only")
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = tie_free(rng, shape, dtype)
+    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                     return_indices=True)
+    y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation, ceil_mode)
+    assert_close(y, y_ref, dtype)
+    assert indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(
+        fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", MAX_CASES + random_pool_cases(30, seed=4))
+def test_max_pool2d_matches_torch_bit_for_bit(case, dtype, rng):
+    torch = torch_or_skip()
+    if not windows_hold_input(case):
+        pytest.skip("geometry refused: a window covers padding only")
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    # Few distinct values, so ties are common and the tie rule is exercised.
+    x = rng.integers(-3, 3, shape).astype(dtype)
+    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                     return_indices=True)
+    y_t, indices_t = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y, y_t.numpy())
+    np.testing.assert_array_equal(indices, indices_t.numpy())
+
+
+def test_ties_keep_the_first_maximum():
+    x = np.array([[[[5, 5], [5, 5]]]], np.float32)
+    _, indices = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert indices.item() == 0
+
+
+def test_nan_propagates_with_the_index_of_the_last_nan():
+    x = np.array([[[[1, np.nan], [3, np.nan]]]], np.float64)
+    y, indices = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert np.isnan(y.item()) and indices.item() == 3
+    x = np.array([[[[np.nan, 7], [2, 1]]]], np.float32)
+    y, indices = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert np.isnan(y.item()) and indices.item() == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_minus_inf_window_returns_its_first_in_bounds_element(dtype):
+    x = np.full((1, 1, 4, 4), -np.inf, dtype)
+    y, indices = fastconv.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+    assert np.all(y == -np.inf)
+    # Windows start at -1 and 1 along each axis: first in-bounds rows/cols 0 and 1.
+    np.testing.assert_array_equal(indices[0, 0], [[0, 1], [4, 5]])
+
+
+def test_padding_is_never_selected():
+    x = -np.arange(1.0, 17.0).reshape(1, 1, 4, 4)  # all negative: padding at 0 would win
+    y, indices = fastconv.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+    assert np.all(y < 0)
+    np.testing.assert_array_equal(np.take(x.ravel(), indices), y)
+
+
+def test_ceil_mode_drops_a_window_starting_in_the_padding():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    # Without the drop rule there would be a fourth window starting at 6 = H + padding.
+    assert fastconv.max_pool2d(x, 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
+    assert fastconv.max_pool2d(x, 2, 2, 0, ceil_mode=True).shape == (1, 1, 3, 3)
+    assert fastconv.max_pool2d(x, 2, 2, 0, ceil_mode=False).shape == (1, 1, 2, 2)
+
+
+def test_empty_batch():
+    y, indices = fastconv.max_pool2d(np.zeros((0, 3, 8, 8), np.float32), 2,
+                                     return_indices=True)
+    assert y.shape == indices.shape == (0, 3, 4, 4)
+    assert fastconv.avg_pool2d(np.zeros((0, 3, 8, 8)), 2).shape == (0, 3, 4, 4)
+
+
+# (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_CASES = [
+    ((2, 3, 9, 11), 3, 2, 1, False, True, None),
+    ((2, 3, 9, 11), 3, 2, 1, True, True, None),
+    ((2, 3, 9, 11), 3, 2, 1, True, False, None),
+    ((1, 2, 7, 10), (2, 3), (1, 2), (1, 0), True, True, None),
+    ((1, 2, 7, 10), (2, 3), (1, 2), (1, 1), False, False, 4),
+    ((1, 1, 5, 5), 3, 2, 1, True, True, None),
+    ((1, 2, 8, 8), 2, None, 0, False, True, -3),
+]
+
+
+def avg_cases():
+    cases = list(AVG_CASES)
+    for shape, kernel, stride, padding, _, ceil_mode in random_pool_cases(20, 5, dilate=False):
+        cases.append((shape, kernel, stride, padding, ceil_mode, ceil_mode, None))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", avg_cases())
+def test_avg_pool2d_matches_reference(case, dtype, rng):
+    shape, *params = case
+    x = rng.standard_normal(shape).astype(dtype)
+    assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
+
+
+@pytest.mark.parametrize("case", avg_cases())
+def test_avg_pool2d_matches_torch(case, rng):
+    torch = torch_or_skip()
+    shape, *params = case
+    x = rng.standard_normal(shape)
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), *params).numpy()
+    np.testing.assert_allclose(fastconv.avg_pool2d(x, *params), expected, rtol=1e-13,
+                               atol=1e-15)
+
+
+def test_avg_pool2d_divisor_counts_padding_but_not_the_ceil_overhang():
+    y = fastconv.avg_pool2d(np.ones((1, 1, 5, 5)), 3, stride=2, padding=1, ceil_mode=True)
+    np.testing.assert_allclose(y[0, 0, 0, 0], 4 / 9)
+    np.testing.assert_allclose(y[0, 0, 0, 1], 6 / 9)
+    np.testing.assert_allclose(y[0, 0, 2, 2], 4 / 9)  # last window: ends at H + padding
+
+
+NORMS = [1, 2, 3, 1.5, 0.5, np.inf]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("norm_type", NORMS)
+@pytest.mark.parametrize("case", random_pool_cases(6, 6, dilate=False, pad=False))
+def test_lp_pool2d_matches_reference(case, norm_type, dtype, rng):
+    shape, kernel, stride, _, _, ceil_mode = case
+    x = rng.standard_normal(shape).astype(dtype)
+    assert_close(fastconv.lp_pool2d(x, norm_type, kernel, stride, ceil_mode),
+                 lp_pool2d_reference(x, norm_type, kernel, stride, ceil_mode), dtype)
+
+
+@pytest.mark.parametrize("norm_type", NORMS)
+def test_lp_pool2d_matches_torch_on_full_windows(norm_type, rng):
+    torch = torch_or_skip()
+    x = rng.uniform(0.1, 2.0, (2, 3, 9, 8))  # x >= 0: x ** p == |x| ** p for every p
+    expected = torch.nn.functional.lp_pool2d(torch.from_numpy(x), norm_type, (3, 2),
+                                             (2, 2)).numpy()
+    np.testing.assert_allclose(fastconv.lp_pool2d(x, norm_type, (3, 2), (2, 2)), expected,
+                               rtol=1e-12)
+
+
+def test_lp_pool2d_uses_magnitudes():
+    x = -np.ones((1, 1, 2, 2))
+    np.testing.assert_allclose(fastconv.lp_pool2d(x, 1, 2), 4.0)
+    np.testing.assert_allclose(fastconv.lp_pool2d(x, 3, 2), 4.0 ** (1 / 3))
+    np.testing.assert_allclose(fastconv.lp_pool2d(x, 0.5, 2), 16.0)
