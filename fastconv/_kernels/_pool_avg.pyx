@@ -10,7 +10,14 @@ from libc.math cimport INFINITY, fabs, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+from fastconv._kernels._geometry cimport (
+    Geometry,
+    TapSpan,
+    clamp,
+    first_beyond,
+    first_inside,
+    tap_span,
+)
 
 # What a window accumulates (see window_row).
 cdef enum Reduction:
@@ -28,12 +35,11 @@ cdef inline double lp_term(double value, double p) noexcept nogil:
     return pow(fabs(value), p)
 
 
-cdef inline void tap_span(const Geometry* g, Py_ssize_t s, Py_ssize_t* offset,
-                          Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Column offset of tap ``s`` and the outputs ``lo..hi`` for which it is in bounds."""
-    offset[0] = s * g.dilation_w - g.pad_left
-    lo[0] = clamp(first_inside(offset[0], g.stride_w), 0, g.OW)
-    hi[0] = clamp(first_beyond(offset[0], g.stride_w, g.W), lo[0], g.OW)
+cdef inline void add_tap(double* acc, const floating* x_row, Py_ssize_t lo, Py_ssize_t hi,
+                         Py_ssize_t stride, Py_ssize_t offset) noexcept nogil:
+    cdef Py_ssize_t ow
+    for ow in range(lo, hi):
+        acc[ow] += x_row[ow * stride + offset]
 
 
 cdef inline void row_taps(const Geometry* g, Py_ssize_t oh, Py_ssize_t* top,
@@ -48,6 +54,7 @@ cdef void window_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
                      Reduction reduction, double p, double* acc) noexcept nogil:
     """``acc[ow]`` = the reduction over the in-bounds elements of window (oh, ow)."""
     cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow
+    cdef TapSpan span
     cdef const floating* x_row
     cdef double term
     row_taps(g, oh, &top, &r0, &r1)
@@ -55,10 +62,15 @@ cdef void window_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
     for r in range(r0, r1):
         x_row = plane + (top + r * g.dilation_h) * g.W
         for s in range(g.S):
-            tap_span(g, s, &offset, &lo, &hi)
-            if reduction == SUM:
-                for ow in range(lo, hi):
-                    acc[ow] += x_row[ow * g.stride_w + offset]
+            span = tap_span(g, s)
+            offset, lo, hi = span.offset, span.lo, span.hi
+            # Constant strides let the compiler vectorise the strided loads.
+            if reduction == SUM and g.stride_w == 1:
+                add_tap(acc, x_row, lo, hi, 1, offset)
+            elif reduction == SUM and g.stride_w == 2:
+                add_tap(acc, x_row, lo, hi, 2, offset)
+            elif reduction == SUM:
+                add_tap(acc, x_row, lo, hi, g.stride_w, offset)
             elif reduction == POWER_SUM:
                 for ow in range(lo, hi):
                     acc[ow] += lp_term(x_row[ow * g.stride_w + offset], p)
@@ -78,6 +90,7 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
     x is zero); ABS_MAX adds ``scale * sign(x)`` at the window's first largest |x|.
     """
     cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow, iw, at
+    cdef TapSpan span
     cdef floating* grad_row
     cdef const floating* x_row
     cdef double value, best
@@ -100,7 +113,8 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
         grad_row = grad_plane + (top + r * g.dilation_h) * g.W
         x_row = x_plane + (top + r * g.dilation_h) * g.W
         for s in range(g.S):
-            tap_span(g, s, &offset, &lo, &hi)
+            span = tap_span(g, s)
+            offset, lo, hi = span.offset, span.lo, span.hi
             if reduction == SUM:
                 for ow in range(lo, hi):
                     grad_row[ow * g.stride_w + offset] += scale[ow]

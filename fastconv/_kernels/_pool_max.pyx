@@ -19,7 +19,14 @@ from libc.math cimport INFINITY
 from libc.stdint cimport INT32_MAX, int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
-from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+from fastconv._kernels._geometry cimport (
+    Geometry,
+    TapSpan,
+    clamp,
+    column_spans,
+    first_beyond,
+    first_inside,
+)
 
 ctypedef fused code_t:
     int32_t
@@ -52,8 +59,9 @@ cdef inline void update_row(const floating* x_row, code_t row_code, Py_ssize_t l
         position += <code_t> stride
 
 
-cdef inline void pool_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
-                          floating* best, code_t* code, int64_t* argmax) noexcept nogil:
+cdef inline void pool_row(const floating* plane, const Geometry* g, const TapSpan* spans,
+                          Py_ssize_t oh, floating* best, code_t* code,
+                          int64_t* argmax) noexcept nogil:
     """Max (and, unless ``argmax`` is NULL, its position) over output row ``oh``."""
     cdef Py_ssize_t top = oh * g.stride_h - g.pad_top
     cdef Py_ssize_t r0 = first_inside(top, g.dilation_h)
@@ -72,9 +80,7 @@ cdef inline void pool_row(const floating* plane, const Geometry* g, Py_ssize_t o
         ih = top + r * g.dilation_h
         row_code = <code_t> ((ih - first_row) * g.W)
         for s in range(g.S):
-            offset = s * g.dilation_w - g.pad_left
-            lo = clamp(first_inside(offset, g.stride_w), 0, g.OW)
-            hi = clamp(first_beyond(offset, g.stride_w, g.W), lo, g.OW)
+            offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
             # Constant strides let the compiler vectorise the strided loads.
             if g.stride_w == 1:
                 update_row(plane + ih * g.W, row_code, lo, hi, 1, offset, best, code)
@@ -88,8 +94,8 @@ cdef inline void pool_row(const floating* plane, const Geometry* g, Py_ssize_t o
 
 
 cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                     int64_t[:, :, :, ::1] indices, const Geometry* g, code_t code_type,
-                     int num_threads) noexcept nogil:
+                     int64_t[:, :, :, ::1] indices, const Geometry* g, const TapSpan* spans,
+                     code_t code_type, int num_threads) noexcept nogil:
     """Pool every plane with codes of ``code_t``; return 1 if scratch allocation failed."""
     cdef Py_ssize_t plane, n, c, oh
     cdef bint with_indices = indices is not None
@@ -107,7 +113,7 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             n = plane // g.C
             c = plane - n * g.C
             for oh in range(g.OH):
-                pool_row(&x[n, c, 0, 0], g, oh, &y[n, c, oh, 0], code,
+                pool_row(&x[n, c, 0, 0], g, spans, oh, &y[n, c, oh, 0], code,
                          &indices[n, c, oh, 0] if with_indices else NULL)
         free(code)
     return failed
@@ -120,10 +126,15 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef int failed
     # The largest code is the last column of the window's last row.
     cdef bint narrow = (g.R - 1) * g.dilation_h * g.W + g.W <= INT32_MAX
+    cdef TapSpan* spans = <TapSpan*> malloc(g.S * sizeof(TapSpan))
+    if spans == NULL:
+        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
+    column_spans(&g, spans)
     with nogil:
         if narrow:
-            failed = pool_planes(x, y, indices, &g, <int32_t> 0, num_threads)
+            failed = pool_planes(x, y, indices, &g, spans, <int32_t> 0, num_threads)
         else:
-            failed = pool_planes(x, y, indices, &g, <int64_t> 0, num_threads)
+            failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
+    free(spans)
     if failed:
         raise MemoryError(f"could not allocate {g.OW * 8} bytes of max-pooling scratch")
