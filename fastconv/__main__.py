@@ -6,7 +6,14 @@ import time
 import numpy as np
 
 import fastconv
-from fastconv.testing import conv2d_backward_reference, conv2d_reference
+from fastconv.testing import (
+    avg_pool2d_reference,
+    conv2d_backward_reference,
+    conv2d_reference,
+    lp_pool2d_reference,
+    max_pool2d_reference,
+    max_unpool2d_reference,
+)
 
 # (x shape, weight shape, stride, padding, dilation, groups)
 SELF_CHECK_CASES = [
@@ -45,6 +52,33 @@ def self_check():
     return ok
 
 
+def pool_self_check():
+    """Compare the pooling ops of both dtypes with the float64 references; return success."""
+    x = np.random.default_rng(1).permutation(np.linspace(-1, 1, 2 * 3 * 11 * 10))
+    x = x.reshape(2, 3, 11, 10)
+    expected_y, expected_indices = max_pool2d_reference(x, 3, 2, 1, ceil_mode=True)
+    ok = True
+    for dtype, tol in ((np.float32, 1e-6), (np.float64, 1e-12)):
+        xd = x.astype(dtype)
+        y, indices = fastconv.max_pool2d(xd, 3, 2, 1, ceil_mode=True, return_indices=True)
+        unpooled = fastconv.max_unpool2d(y, indices, 3, 2, 1, output_size=(11, 10))
+        checks = [
+            ("max_pool2d", y, expected_y, np.array_equal(indices, expected_indices)),
+            ("max_unpool2d", unpooled, max_unpool2d_reference(y, indices, (11, 10)), True),
+            ("avg_pool2d", fastconv.avg_pool2d(xd, 3, 2, 1, True, False),
+             avg_pool2d_reference(x, 3, 2, 1, True, False), True),
+            ("lp_pool2d", fastconv.lp_pool2d(xd, 2, (2, 3)), lp_pool2d_reference(x, 2, (2, 3)),
+             True),
+        ]
+        for name, got, expected, same_indices in checks:
+            error = np.abs(got - expected).max()
+            passed = bool(same_indices and error < tol)
+            ok &= passed
+            print(f"  {'ok  ' if passed else 'FAIL'} {name:12} {dtype.__name__:7} "
+                  f"max error {error:.1e}")
+    return ok
+
+
 def time_against_torch(repeats=15):
     """Median forward times of fastconv and torch, interleaved, on 2 threads each."""
     try:
@@ -76,6 +110,7 @@ def main():
     fastconv.show_config()
     print("\nself-check against the float64 references:")
     ok = self_check()
+    ok &= pool_self_check()
     print("\nconv2d forward, float32, 2 threads, median of interleaved runs:")
     time_against_torch()
     return 0 if ok else 1
