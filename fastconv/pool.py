@@ -109,8 +109,8 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, num_threads=None):
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, grad_output.shape, H * W, threads)
     grad_input = allocate("grad_input", (N, C, H, W), grad_output.dtype)
-    _scatter.scatter_add(grad_output.reshape(flat_indices.shape), flat_indices,
-                         grad_input.reshape(N * C, H * W), threads)
+    _scatter.scatter(grad_output.reshape(flat_indices.shape), flat_indices,
+                     grad_input.reshape(N * C, H * W), True, threads)
     return grad_input
 
 

@@ -82,8 +82,8 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, x.shape, H_out * W_out, threads)
     y = allocate("output", (N, C, H_out, W_out), x.dtype)
-    _scatter.scatter_last(x.reshape(N * C, H * W), flat_indices,
-                          y.reshape(N * C, H_out * W_out), threads)
+    _scatter.scatter(x.reshape(N * C, H * W), flat_indices,
+                     y.reshape(N * C, H_out * W_out), False, threads)
     return y
 
 

@@ -35,30 +35,25 @@ def first_invalid(const int64_t[:, ::1] indices,   # IN  (planes, M)
                         break
 
 
-def scatter_add(const floating[:, ::1] values,   # IN  (planes, M)
-                const int64_t[:, ::1] indices,   # IN  (planes, M), checked
-                floating[:, ::1] out,            # OUT (planes, plane_size)
-                int num_threads):
-    """``out[p] = 0``, then ``out[p, indices[p, j]] += values[p, j]`` for j in order."""
+def scatter(const floating[:, ::1] values,   # IN  (planes, M)
+            const int64_t[:, ::1] indices,   # IN  (planes, M), checked
+            floating[:, ::1] out,            # OUT (planes, plane_size)
+            bint accumulate, int num_threads):
+    """Zero ``out[p]``, then put ``values[p, j]`` at ``indices[p, j]`` for j in order.
+
+    Assigned, the last j wins (unpooling); with ``accumulate`` they add up (the
+    max-pooling gradient).
+    """
     cdef Py_ssize_t p, j
     with nogil:
         for p in prange(values.shape[0], schedule="static", num_threads=num_threads):
             memset(&out[p, 0], 0, out.shape[1] * sizeof(floating))
-            for j in range(values.shape[1]):
-                out[p, indices[p, j]] += values[p, j]
-
-
-def scatter_last(const floating[:, ::1] values,   # IN  (planes, M)
-                 const int64_t[:, ::1] indices,   # IN  (planes, M), checked
-                 floating[:, ::1] out,            # OUT (planes, plane_size)
-                 int num_threads):
-    """``out[p] = 0``, then ``out[p, indices[p, j]] = values[p, j]``: the last j wins."""
-    cdef Py_ssize_t p, j
-    with nogil:
-        for p in prange(values.shape[0], schedule="static", num_threads=num_threads):
-            memset(&out[p, 0], 0, out.shape[1] * sizeof(floating))
-            for j in range(values.shape[1]):
-                out[p, indices[p, j]] = values[p, j]
+            if accumulate:
+                for j in range(values.shape[1]):
+                    out[p, indices[p, j]] += values[p, j]
+            else:
+                for j in range(values.shape[1]):
+                    out[p, indices[p, j]] = values[p, j]
 
 
 def gather(const floating[:, ::1] source,    # IN  (planes, plane_size)
