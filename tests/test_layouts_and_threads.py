@@ -92,17 +92,15 @@ def test_one_and_two_threads_give_the_same_bits(dtype, algorithm):
         assert_bitwise_equal(call(x, w, gy, num_threads=1), call(x, w, gy, num_threads=3))
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_eight_python_threads_at_once_equal_serial(algorithm):
-    x, w, gy = inputs()
-    calls = conv_calls(algorithm)
-    expected = [call(x, w, gy) for _, call in calls]
+def assert_eight_threads_at_once_equal_serial(run):
+    """Call ``run()`` (a list of results) from 8 Python threads at once; compare to serial."""
+    expected = run()
     results = [None] * 8
     barrier = threading.Barrier(8)
 
     def worker(i):
         barrier.wait()
-        results[i] = [call(x, w, gy) for _, call in calls]
+        results[i] = run()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
     for t in threads:
@@ -112,6 +110,13 @@ def test_eight_python_threads_at_once_equal_serial(algorithm):
     for got in results:
         for a, b in zip(got, expected, strict=True):
             assert_bitwise_equal(a, b)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_eight_python_threads_at_once_equal_serial(algorithm):
+    x, w, gy = inputs()
+    calls = conv_calls(algorithm)
+    assert_eight_threads_at_once_equal_serial(lambda: [call(x, w, gy) for _, call in calls])
 
 
 def test_thread_controls():

@@ -1,10 +1,12 @@
 """Pooling ops: any memory layout gives the same result; every thread count the same bits."""
 
-import threading
-
 import numpy as np
 import pytest
-from test_layouts_and_threads import LAYOUTS, assert_bitwise_equal
+from test_layouts_and_threads import (
+    LAYOUTS,
+    assert_bitwise_equal,
+    assert_eight_threads_at_once_equal_serial,
+)
 
 import fastconv
 
@@ -63,19 +65,5 @@ def test_one_two_and_three_threads_give_the_same_bits(dtype):
 def test_eight_python_threads_at_once_equal_serial():
     x, g, indices = inputs()
     calls = pool_calls()
-    expected = [call(x, g, indices) for _, call in calls]
-    results = [None] * 8
-    barrier = threading.Barrier(8)
-
-    def worker(i):
-        barrier.wait()
-        results[i] = [call(x, g, indices) for _, call in calls]
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got in results:
-        for a, b in zip(got, expected, strict=True):
-            assert_bitwise_equal(a, b)
+    assert_eight_threads_at_once_equal_serial(
+        lambda: [call(x, g, indices) for _, call in calls])
