@@ -201,7 +201,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     g, rows, cols = _avg_setup(x.shape, kernel_size, stride, padding, ceil_mode,
                                count_include_pad, divisor_override)
     y = allocate("output", (g["N"], g["C"], g["OH"], g["OW"]), x.dtype)
-    _pool_avg.avg_pool2d(x, y, rows, cols, g, num_threads_value(num_threads))
+    _pool_avg.pool2d(x, y, rows, cols, 0.0, g, num_threads_value(num_threads))
     return y
 
 
@@ -229,8 +229,8 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                                count_include_pad, divisor_override)
     grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["OH"], g["OW"]))
     grad_x = allocate("grad_input", shape, grad_y.dtype)
-    _pool_avg.avg_pool2d_backward(grad_y, grad_x, rows, cols, g,
-                                  num_threads_value(num_threads))
+    _pool_avg.pool2d_backward(grad_y, None, grad_x, rows, cols, 0.0, g,
+                              num_threads_value(num_threads))
     return grad_x
 
 
@@ -277,7 +277,8 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, num_th
     p = _norm_type(norm_type)
     g = pool_geometry(x.shape, kernel_size, stride, 0, 1, ceil_mode)
     y = allocate("output", (g["N"], g["C"], g["OH"], g["OW"]), x.dtype)
-    _pool_avg.lp_pool2d(x, y, p, g, num_threads_value(num_threads))
+    _pool_avg.pool2d(x, y, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
+                     num_threads_value(num_threads))
     return y
 
 
@@ -308,5 +309,6 @@ def lp_pool2d_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil
     grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["OH"], g["OW"]))
     check_same_dtype(grad_output=grad_y, x=x)
     grad_x = allocate("grad_input", x.shape, x.dtype)
-    _pool_avg.lp_pool2d_backward(grad_y, x, grad_x, p, g, num_threads_value(num_threads))
+    _pool_avg.pool2d_backward(grad_y, x, grad_x, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
+                              num_threads_value(num_threads))
     return grad_x

@@ -126,69 +126,25 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
                             scale[ow] * lp_term(value, p - 1) * (1 if value > 0 else -1))
 
 
-def avg_pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
-               floating[:, :, :, ::1] y,           # OUT (N, C, OH, OW)
-               const double[::1] row_divisor,      # IN  (OH,)
-               const double[::1] col_divisor,      # IN  (OW,)
-               Geometry g, int num_threads):
-    """``y[oh, ow]`` = window sum / (row_divisor[oh] * col_divisor[ow])."""
+cdef inline Reduction reduction_of(double p) noexcept nogil:
+    """p = 0 selects the plain sum (average pooling), inf the largest |x|."""
+    return SUM if p == 0 else (ABS_MAX if p == INFINITY else POWER_SUM)
+
+
+def pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
+           floating[:, :, :, ::1] y,           # OUT (N, C, OH, OW)
+           const double[::1] row_divisor,      # IN  (OH,)
+           const double[::1] col_divisor,      # IN  (OW,)
+           double p, Geometry g, int num_threads):
+    """``y[oh, ow]`` = reduction / (row_divisor[oh] * col_divisor[ow]).
+
+    The reduction is the window sum for p = 0 (average pooling), else its p-norm
+    ``(sum of |x| ** p) ** (1 / p)``, the largest |x| for p = inf.
+    """
     cdef Py_ssize_t plane, n, c, oh, ow
+    cdef Reduction reduction = reduction_of(p)
     cdef double* acc = NULL
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
-    with nogil, parallel(num_threads=num_threads):
-        acc = <double*> malloc(g.OW * sizeof(double))
-        if acc == NULL:
-            failed_flag[0] = 1
-        for plane in prange(g.N * g.C, schedule="static"):
-            if acc == NULL:
-                continue
-            n = plane // g.C
-            c = plane - n * g.C
-            for oh in range(g.OH):
-                window_row(&x[n, c, 0, 0], &g, oh, SUM, 0, acc)
-                for ow in range(g.OW):
-                    y[n, c, oh, ow] = <floating> (acc[ow] / (row_divisor[oh] * col_divisor[ow]))
-        free(acc)
-    if failed:
-        raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")
-
-
-def avg_pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
-                        floating[:, :, :, ::1] grad_x,         # OUT (N, C, H, W)
-                        const double[::1] row_divisor,         # IN  (OH,)
-                        const double[::1] col_divisor,         # IN  (OW,)
-                        Geometry g, int num_threads):
-    cdef Py_ssize_t plane, n, c, oh, ow
-    cdef double* scale = NULL
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
-    with nogil, parallel(num_threads=num_threads):
-        scale = <double*> malloc(g.OW * sizeof(double))
-        if scale == NULL:
-            failed_flag[0] = 1
-        for plane in prange(g.N * g.C, schedule="static"):
-            if scale == NULL:
-                continue
-            n = plane // g.C
-            c = plane - n * g.C
-            memset(&grad_x[n, c, 0, 0], 0, g.H * g.W * sizeof(floating))
-            for oh in range(g.OH):
-                for ow in range(g.OW):
-                    scale[ow] = grad_y[n, c, oh, ow] / (row_divisor[oh] * col_divisor[ow])
-                spread_row(&grad_x[n, c, 0, 0], NULL, &g, oh, SUM, 0, scale)
-        free(scale)
-    if failed:
-        raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")
-
-
-def lp_pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
-              floating[:, :, :, ::1] y,           # OUT (N, C, OH, OW)
-              double p, Geometry g, int num_threads):
-    """``y`` = (sum of |x| ** p over each window) ** (1 / p); max |x| for p = inf."""
-    cdef Py_ssize_t plane, n, c, oh, ow
-    cdef Reduction reduction = ABS_MAX if p == INFINITY else POWER_SUM
-    cdef double* acc = NULL
+    cdef double value
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil, parallel(num_threads=num_threads):
@@ -203,23 +159,27 @@ def lp_pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
             for oh in range(g.OH):
                 window_row(&x[n, c, 0, 0], &g, oh, reduction, p, acc)
                 for ow in range(g.OW):
+                    value = acc[ow] / (row_divisor[oh] * col_divisor[ow])
                     y[n, c, oh, ow] = <floating> (
-                        acc[ow] if reduction == ABS_MAX else pow(acc[ow], 1 / p))
+                        pow(value, 1 / p) if reduction == POWER_SUM else value)
         free(acc)
     if failed:
         raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")
 
 
-def lp_pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
-                       const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
-                       floating[:, :, :, ::1] grad_x,         # OUT (N, C, H, W)
-                       double p, Geometry g, int num_threads):
-    """dy/dx = sign(x) * |x| ** (p - 1) * y ** (1 - p), taken as 0 where y is 0.
+def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
+                    const floating[:, :, :, ::1] x,        # IN  (N, C, H, W); p = 0: None
+                    floating[:, :, :, ::1] grad_x,         # OUT (N, C, H, W)
+                    const double[::1] row_divisor,         # IN  (OH,)
+                    const double[::1] col_divisor,         # IN  (OW,)
+                    double p, Geometry g, int num_threads):
+    """Gradient of :func:`pool2d`; with p = 0 it does not read x.
 
-    For p = inf the gradient goes to the window's first largest |x|, times its sign.
+    p-norms: dy/dx = sign(x) * |x| ** (p - 1) * y ** (1 - p), taken as 0 where y is 0;
+    for p = inf the gradient goes to the window's first largest |x|, times its sign.
     """
     cdef Py_ssize_t plane, n, c, oh, ow
-    cdef Reduction reduction = ABS_MAX if p == INFINITY else POWER_SUM
+    cdef Reduction reduction = reduction_of(p)
     cdef double* scale = NULL
     cdef double norm
     cdef int failed = 0
@@ -235,17 +195,18 @@ def lp_pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, O
             c = plane - n * g.C
             memset(&grad_x[n, c, 0, 0], 0, g.H * g.W * sizeof(floating))
             for oh in range(g.OH):
-                if reduction == ABS_MAX:
-                    for ow in range(g.OW):
-                        scale[ow] = grad_y[n, c, oh, ow]
-                else:
+                if reduction == POWER_SUM:
                     window_row(&x[n, c, 0, 0], &g, oh, reduction, p, scale)
                     for ow in range(g.OW):
-                        # scale = grad_y * y ** (1 - p) with y = sum ** (1 / p)
-                        norm = scale[ow]
+                        # grad_y * y ** (1 - p) with y = sum ** (1 / p)
+                        norm = scale[ow] / (row_divisor[oh] * col_divisor[ow])
                         scale[ow] = (grad_y[n, c, oh, ow] * pow(norm, 1 / p - 1)
                                      if norm > 0 else 0)
-                spread_row(&grad_x[n, c, 0, 0], &x[n, c, 0, 0], &g, oh, reduction, p, scale)
+                else:
+                    for ow in range(g.OW):
+                        scale[ow] = grad_y[n, c, oh, ow] / (row_divisor[oh] * col_divisor[ow])
+                spread_row(&grad_x[n, c, 0, 0], &x[n, c, 0, 0] if reduction != SUM else NULL,
+                           &g, oh, reduction, p, scale)
         free(scale)
     if failed:
         raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")
