@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from fastconv._blas import BLAS_CONFIG
+from fastconv._dispatch import ENVIRONMENT_VARIABLE, KERNELS, supported_levels
 from fastconv._kernels import _threads
 from fastconv._params import as_int
 from fastconv._version import __version__
@@ -51,7 +52,8 @@ def show_config(file=None):
         f"compiler: {platform.python_compiler()}",
         f"OpenMP: {'on' if _threads.openmp_enabled() else 'off (one thread)'}, "
         f"default threads {get_num_threads()}",
-        "instruction set: compiler baseline for this platform",
+        f"instruction set: {KERNELS.level} (this CPU and build support "
+        f"{', '.join(supported_levels())}; {ENVIRONMENT_VARIABLE} chooses)",
         f"numpy: {np.__version__}",
         f"BLAS (im2col GEMM, single-threaded per call): {BLAS_CONFIG}",
     ]

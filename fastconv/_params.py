@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from fastconv._kernels._scatter import first_invalid
+from fastconv._dispatch import KERNELS
 from fastconv._kernels._threads import get_max_threads
 
 # Every parameter and dimension must fit comfortably in the kernels' 64-bit index
@@ -372,7 +372,7 @@ def checked_indices(indices, shape, plane_size, num_threads):
     indices = as_index_array("indices", indices, shape)
     flat = indices.reshape(shape[0] * shape[1], shape[2] * shape[3])
     position = np.empty(flat.shape[0], dtype=np.int64)
-    first_invalid(flat, position, plane_size, num_threads)
+    KERNELS.scatter.first_invalid(flat, position, plane_size, num_threads)
     bad = np.flatnonzero(position >= 0)
     if bad.size:
         plane = int(bad[0])

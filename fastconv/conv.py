@@ -1,13 +1,13 @@
 """2-D convolution, its gradients, transposed convolution, im2col and col2im.
 
 Each function validates its arguments, normalises them, allocates the outputs and
-calls one kernel from ``fastconv._kernels``: ``_conv_direct`` (loops over windows) or
-``_conv_gemm`` (im2col + GEMM).
+calls one kernel module of the chosen instruction set (``fastconv._dispatch``):
+``conv_direct`` (loops over windows) or ``conv_gemm`` (im2col + GEMM).
 """
 
 import numpy as np
 
-from fastconv._kernels import _conv_direct, _conv_gemm, _im2col
+from fastconv._dispatch import KERNELS
 from fastconv._params import (
     allocate,
     as_4d_float_array,
@@ -62,10 +62,10 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
     y = allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize)
     if algorithm == "direct":
-        _conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
+        KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
     else:
-        _conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"], plan["images"],
-                                  num_threads)
+        KERNELS.conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"],
+                                         plan["images"], num_threads)
     return y
 
 
@@ -74,10 +74,10 @@ def _input_grad(grad_y, weight, g, algorithm, num_threads):
     grad_x = allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
     if algorithm == "direct":
-        _conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
+        KERNELS.conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
     else:
-        _conv_gemm.conv2d_backward_input(grad_y, weight, grad_x, g, plan["block"],
-                                         plan["backward_tile"], num_threads)
+        KERNELS.conv_gemm.conv2d_backward_input(grad_y, weight, grad_x, g, plan["block"],
+                                                plan["backward_tile"], num_threads)
     return grad_x
 
 
@@ -87,14 +87,14 @@ def _weight_grad(grad_y, x, g, algorithm, num_threads):
     grad_w = allocate("grad_weight", shape, grad_y.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
     if algorithm == "direct":
-        _conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
+        KERNELS.conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
     else:
         images = plan["weight_grad_images"]
         runs = max(1, -(-g["N"] // images))
         partial = grad_w[None] if runs == 1 else allocate("weight workspace",
                                                            (runs, *shape), grad_y.dtype)
-        _conv_gemm.conv2d_backward_weight(grad_y, x, partial, g, plan["block"], images,
-                                          plan["backward_tile"], num_threads)
+        KERNELS.conv_gemm.conv2d_backward_weight(grad_y, x, partial, g, plan["block"],
+                                                 images, plan["backward_tile"], num_threads)
         if runs > 1:
             np.sum(partial, axis=0, out=grad_w)
     return grad_w
@@ -102,7 +102,7 @@ def _weight_grad(grad_y, x, g, algorithm, num_threads):
 
 def _bias_grad(grad_y, num_threads):
     grad_b = np.empty(grad_y.shape[1], dtype=grad_y.dtype)
-    _conv_direct.bias_grad(grad_y, grad_b, num_threads)
+    KERNELS.conv_direct.bias_grad(grad_y, grad_b, num_threads)
     return grad_b
 
 
@@ -275,7 +275,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, num_threads=None)
     g = window_geometry(x.shape, kernel_size, stride, padding, dilation)
     shape = (g["N"], g["C"] * g["R"] * g["S"], g["OH"] * g["OW"])
     cols = allocate("cols", shape, x.dtype)
-    _im2col.im2col(x, cols, g, num_threads_value(num_threads))
+    KERNELS.im2col.im2col(x, cols, g, num_threads_value(num_threads))
     return cols
 
 
@@ -315,5 +315,5 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *,
     g["C"] = rows // RS
     x = allocate("output", (N, g["C"], H, W), cols.dtype)
     x.fill(0)
-    _im2col.col2im(cols, x, g, num_threads_value(num_threads))
+    KERNELS.im2col.col2im(cols, x, g, num_threads_value(num_threads))
     return x

@@ -1,13 +1,14 @@
 """Max, average and LP pooling, the max-pooling argmax mask, and their backward passes.
 
 Each function validates its arguments, normalises them, allocates the outputs and
-calls one kernel from ``fastconv._kernels``: ``_pool_max`` (max pooling), ``_pool_avg``
-(average and LP pooling) or ``_scatter`` (everything driven by max-pool indices).
+calls one kernel module of the chosen instruction set (``fastconv._dispatch``):
+``pool_max`` (max pooling), ``pool_avg`` (average and LP pooling) or ``scatter``
+(everything driven by max-pool indices).
 """
 
 import numpy as np
 
-from fastconv._kernels import _pool_avg, _pool_max, _scatter
+from fastconv._dispatch import KERNELS
 from fastconv._params import (
     MAX_PARAMETER,
     allocate,
@@ -65,7 +66,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     out_shape = (g["N"], g["C"], g["OH"], g["OW"])
     y = allocate("output", out_shape, x.dtype)
     indices = allocate("indices", out_shape, np.int64) if return_indices else None
-    _pool_max.max_pool2d(x, y, indices, g, num_threads_value(num_threads))
+    KERNELS.pool_max.max_pool2d(x, y, indices, g, num_threads_value(num_threads))
     return (y, indices) if return_indices else y
 
 
@@ -109,8 +110,8 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, num_threads=None):
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, grad_output.shape, H * W, threads)
     grad_input = allocate("grad_input", (N, C, H, W), grad_output.dtype)
-    _scatter.scatter(grad_output.reshape(flat_indices.shape), flat_indices,
-                     grad_input.reshape(N * C, H * W), True, threads)
+    KERNELS.scatter.scatter(grad_output.reshape(flat_indices.shape), flat_indices,
+                            grad_input.reshape(N * C, H * W), True, threads)
     return grad_input
 
 
@@ -137,7 +138,7 @@ def argmax_mask(indices, input_shape, *, num_threads=None):
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, indices.shape, H * W, threads)
     mask = allocate("mask", (N, C, H, W), np.bool_)
-    _scatter.mark(flat_indices, mask.view(np.uint8).reshape(N * C, H * W), threads)
+    KERNELS.scatter.mark(flat_indices, mask.view(np.uint8).reshape(N * C, H * W), threads)
     return mask
 
 
@@ -201,7 +202,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     g, rows, cols = _avg_setup(x.shape, kernel_size, stride, padding, ceil_mode,
                                count_include_pad, divisor_override)
     y = allocate("output", (g["N"], g["C"], g["OH"], g["OW"]), x.dtype)
-    _pool_avg.pool2d(x, y, rows, cols, 0.0, g, num_threads_value(num_threads))
+    KERNELS.pool_avg.pool2d(x, y, rows, cols, 0.0, g, num_threads_value(num_threads))
     return y
 
 
@@ -229,8 +230,8 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                                count_include_pad, divisor_override)
     grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["OH"], g["OW"]))
     grad_x = allocate("grad_input", shape, grad_y.dtype)
-    _pool_avg.pool2d_backward(grad_y, None, grad_x, rows, cols, 0.0, g,
-                              num_threads_value(num_threads))
+    KERNELS.pool_avg.pool2d_backward(grad_y, None, grad_x, rows, cols, 0.0, g,
+                                     num_threads_value(num_threads))
     return grad_x
 
 
@@ -277,8 +278,8 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, num_th
     p = _norm_type(norm_type)
     g = pool_geometry(x.shape, kernel_size, stride, 0, 1, ceil_mode)
     y = allocate("output", (g["N"], g["C"], g["OH"], g["OW"]), x.dtype)
-    _pool_avg.pool2d(x, y, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
-                     num_threads_value(num_threads))
+    KERNELS.pool_avg.pool2d(x, y, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
+                            num_threads_value(num_threads))
     return y
 
 
@@ -309,6 +310,6 @@ def lp_pool2d_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil
     grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["OH"], g["OW"]))
     check_same_dtype(grad_output=grad_y, x=x)
     grad_x = allocate("grad_input", x.shape, x.dtype)
-    _pool_avg.pool2d_backward(grad_y, x, grad_x, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
-                              num_threads_value(num_threads))
+    KERNELS.pool_avg.pool2d_backward(grad_y, x, grad_x, np.ones(g["OH"]), np.ones(g["OW"]),
+                                     p, g, num_threads_value(num_threads))
     return grad_x

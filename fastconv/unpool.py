@@ -1,10 +1,10 @@
 """Max-unpooling and its backward pass, driven by the indices of max pooling.
 
-The wrappers prove every index lies in its output plane before the kernels of
-``fastconv._kernels._scatter`` touch any memory.
+The wrappers prove every index lies in its output plane before the scatter kernels
+(``fastconv._dispatch``) touch any memory.
 """
 
-from fastconv._kernels import _scatter
+from fastconv._dispatch import KERNELS
 from fastconv._params import (
     allocate,
     as_4d_float_array,
@@ -82,8 +82,8 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, x.shape, H_out * W_out, threads)
     y = allocate("output", (N, C, H_out, W_out), x.dtype)
-    _scatter.scatter(x.reshape(N * C, H * W), flat_indices,
-                     y.reshape(N * C, H_out * W_out), False, threads)
+    KERNELS.scatter.scatter(x.reshape(N * C, H * W), flat_indices,
+                            y.reshape(N * C, H_out * W_out), False, threads)
     return y
 
 
@@ -120,6 +120,6 @@ def max_unpool2d_backward(grad_output, indices, *, num_threads=None):
     threads = num_threads_value(num_threads)
     flat_indices = checked_indices(indices, shape, H_out * W_out, threads)
     grad_x = allocate("grad_input", shape, grad_y.dtype)
-    _scatter.gather(grad_y.reshape(N * C, H_out * W_out), flat_indices,
-                    grad_x.reshape(N * C, shape[2] * shape[3]), threads)
+    KERNELS.scatter.gather(grad_y.reshape(N * C, H_out * W_out), flat_indices,
+                           grad_x.reshape(N * C, shape[2] * shape[3]), threads)
     return grad_x

@@ -22,7 +22,7 @@ from libc.string cimport memset
 
 from fastconv._kernels._gemm cimport gemm
 from fastconv._kernels._geometry cimport Geometry
-from fastconv._kernels._im2col cimport col2im_tile_add, im2col_tile
+from fastconv._kernels._im2col_tiles cimport col2im_tile_add, im2col_tile
 
 
 cdef inline bint is_pointwise(const Geometry* g) noexcept nogil:

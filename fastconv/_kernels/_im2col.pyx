@@ -1,78 +1,12 @@
-"""im2col / col2im: unfold image windows into columns and fold them back (summing).
+"""im2col / col2im of a whole batch, the operations of the public API.
 
-Column matrix of one image: row ``(c * R + r) * S + s``, column ``oh * OW + ow``,
-holding ``x[c, oh * stride_h - pad_top + r * dilation_h,
-ow * stride_w - pad_left + s * dilation_w]`` or 0 in the padding (PyTorch's unfold
-order). The tile helpers work on columns ``[l0, l1)`` so that callers can bound their
-workspace; the ``def`` functions are the whole-batch operations of the public API.
+The column layout and the per-image tiles are in ``_im2col_tiles.pxd``.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memset
 
-from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
-
-
-cdef void im2col_tile(const floating* image,    # IN  (channels, H, W)
-                      Py_ssize_t channels, const Geometry* g,
-                      Py_ssize_t l0, Py_ssize_t l1,
-                      floating* cols,           # OUT (channels * R * S, ld), columns l0..l1
-                      Py_ssize_t ld) noexcept nogil:
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w
-    cdef const floating* row_in
-    cdef floating* out
-    for c in range(channels):
-        for r in range(g.R):
-            for s in range(g.S):
-                off_w = s * g.dilation_w - g.pad_left
-                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
-                col = l0
-                while col < l1:
-                    oh = col // g.OW
-                    ow0 = col - oh * g.OW
-                    ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
-                    # out[ow] is the column of output pixel (oh, ow).
-                    out = cols + ((c * g.R + r) * g.S + s) * ld + (col - l0) - ow0
-                    ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
-                    if ih < 0 or ih >= g.H:
-                        memset(out + ow0, 0, (ow1 - ow0) * sizeof(floating))
-                    else:
-                        row_in = image + (c * g.H + ih) * g.W + off_w
-                        for ow in range(ow0, ow1 if ow1 < lo else lo):
-                            out[ow] = 0
-                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
-                            out[ow] = row_in[ow * g.stride_w]
-                        for ow in range(ow0 if ow0 > hi else hi, ow1):
-                            out[ow] = 0
-                    col += ow1 - ow0
-
-
-cdef void col2im_tile_add(const floating* cols,   # IN  (channels * R * S, ld), columns l0..l1
-                          Py_ssize_t ld, Py_ssize_t channels, const Geometry* g,
-                          Py_ssize_t l0, Py_ssize_t l1,
-                          floating* image) noexcept nogil:  # INOUT (channels, H, W)
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w
-    cdef floating* row_out
-    cdef const floating* src
-    for c in range(channels):
-        for r in range(g.R):
-            for s in range(g.S):
-                off_w = s * g.dilation_w - g.pad_left
-                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
-                col = l0
-                while col < l1:
-                    oh = col // g.OW
-                    ow0 = col - oh * g.OW
-                    ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
-                    ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
-                    if 0 <= ih < g.H:
-                        src = cols + ((c * g.R + r) * g.S + s) * ld + (col - l0) - ow0
-                        row_out = image + (c * g.H + ih) * g.W + off_w
-                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
-                            row_out[ow * g.stride_w] += src[ow]
-                    col += ow1 - ow0
+from fastconv._kernels._geometry cimport Geometry
+from fastconv._kernels._im2col_tiles cimport col2im_tile_add, im2col_tile
 
 
 def im2col(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
