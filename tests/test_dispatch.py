@@ -18,9 +18,14 @@ from fastconv._dispatch import ENVIRONMENT_VARIABLE, KERNELS, LEVELS, supported_
 HIGHER_LEVELS = supported_levels()[1:]
 
 
-def run_python(code, isa):
+def run_python(code, isa, directory):
+    """Run ``code`` in a new interpreter with FASTCONV_ISA set to ``isa``.
+
+    It starts in ``directory``, away from the source tree, so that it imports the
+    installed fastconv as the tests do.
+    """
     environment = {**os.environ, ENVIRONMENT_VARIABLE: isa}
-    return subprocess.run([sys.executable, "-c", code], env=environment,
+    return subprocess.run([sys.executable, "-c", code], env=environment, cwd=directory,
                           capture_output=True, text=True, check=False)
 
 
@@ -48,17 +53,17 @@ def test_show_config_names_the_level_in_use():
 
 
 @pytest.mark.parametrize("level", supported_levels())
-def test_environment_variable_forces_a_level(level):
+def test_environment_variable_forces_a_level(level, tmp_path):
     code = "from fastconv._dispatch import KERNELS; print(KERNELS.level, KERNELS.pool_max.__name__)"
-    result = run_python(code, f" {level.upper()} ")
+    result = run_python(code, f" {level.upper()} ", tmp_path)
     assert result.returncode == 0, result.stderr
     suffix = "" if level == "baseline" else f"_{level}"
     assert result.stdout.split() == [level, f"fastconv._kernels._pool_max{suffix}"]
 
 
 @pytest.mark.parametrize("value", ["sse4", "avx", "0"])
-def test_environment_variable_rejects_unknown_levels(value):
-    result = run_python("import fastconv", value)
+def test_environment_variable_rejects_unknown_levels(value, tmp_path):
+    result = run_python("import fastconv", value, tmp_path)
     assert result.returncode != 0
     assert f"{ENVIRONMENT_VARIABLE}={value!r}" in result.stderr
 
