@@ -62,7 +62,8 @@ def openmp_flags(compiler):
     if os.environ.get("FASTCONV_NO_OPENMP", "0") == "1":
         return None
     if compiler.compiler_type == "msvc":
-        candidates = [(["/openmp:llvm"], []), (["/openmp"], [])]
+        # vcomp140.dll, part of the Visual C++ runtime, which delvewheel can bundle.
+        candidates = [(["/openmp"], [])]
     elif sys.platform == "darwin":
         # Apple clang needs the preprocessor switch and Homebrew's libomp.
         prefix = os.environ.get("LIBOMP_PREFIX", "/opt/homebrew/opt/libomp")
@@ -114,7 +115,8 @@ class BuildExtWithOpenMP(build_ext):
             else:
                 # Never -ffast-math: it breaks the NaN rules and can set flush-to-zero for
                 # the whole process.
-                ext.extra_compile_args += ["-O0", "-g"] if DEBUG else ["-O3"]
+                # -g0 overrides the -g of Python's own flags: no debug sections in wheels.
+                ext.extra_compile_args += ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
             isa = instruction_set_of(ext.name)
             if isa is not None:
                 ext.extra_compile_args += X86_64_BUILDS[isa][1 if msvc else 0]
