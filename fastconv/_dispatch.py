@@ -2,9 +2,11 @@
 
 On x86-64 every arithmetic kernel is compiled three times: for the baseline (SSE2,
 which every x86-64 CPU runs), for AVX2 + FMA and for AVX-512. At import the highest
-level that both the CPU and this build support is chosen; the environment variable
-``FASTCONV_ISA`` (``baseline``, ``avx2`` or ``avx512``) asks for a level instead, for
-example to compare paths or to rule one out. Other platforms have the baseline only.
+level that both the CPU and this build support is chosen, except that a module whose
+AVX-512 build measured slower than its AVX2 build stays at AVX2. The environment
+variable ``FASTCONV_ISA`` (``baseline``, ``avx2`` or ``avx512``) runs every module at
+that level instead, for example to compare paths or to rule one out. Other platforms
+have the baseline only.
 
 Results agree across levels up to rounding (FMA contracts multiply-adds); pooling,
 unpooling and im2col/col2im are the same bit for bit. Each level is bitwise
@@ -22,6 +24,11 @@ LEVELS = ("baseline", "avx2", "avx512")
 
 #: The dispatched kernel modules, by their attribute name on :data:`KERNELS`.
 MODULES = ("conv_direct", "conv_gemm", "im2col", "pool_avg", "pool_max", "scatter")
+
+#: Modules whose AVX-512 build ran slower than their AVX2 build in
+#: benchmarks/bench_isa.py: max pooling (P1 0.75-1.0x the baseline's speed at AVX-512,
+#: 0.9-1.1x at AVX2), whose short strided rows gain nothing from wider vectors.
+AVX2_IS_FASTEST = ("pool_max",)
 
 ENVIRONMENT_VARIABLE = "FASTCONV_ISA"
 
@@ -44,17 +51,18 @@ def supported_levels():
 
 
 def _chosen_level():
+    """Return the level to run, and whether it was asked for (then every module runs it)."""
     supported = supported_levels()
     requested = os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower()
     if not requested:
-        return supported[-1]
+        return supported[-1], False
     if requested not in LEVELS:
         raise ValueError(f"{ENVIRONMENT_VARIABLE}={requested!r}: expected one of "
                          f"{', '.join(LEVELS)}")
     if requested not in supported:
         raise ValueError(f"{ENVIRONMENT_VARIABLE}={requested!r}: this CPU and build "
                          f"support only {', '.join(supported)}")
-    return requested
+    return requested, True
 
 
 class Kernels:
@@ -65,24 +73,42 @@ class Kernels:
     and tests that compare levels in one process, not for calls running concurrently.
     """
 
-    def __init__(self, level):
-        self.use(level)
+    def __init__(self, level, exact):
+        self.use(level, exact)
 
-    def use(self, level):
+    def use(self, level, exact=True):
         """Run the kernels of ``level`` from now on.
 
         Parameters
         ----------
         level : str
             One of :func:`supported_levels`.
+        exact : bool
+            Run every module at ``level``; if False, the modules of
+            :data:`AVX2_IS_FASTEST` stop at AVX2.
         """
         if level not in supported_levels():
             raise ValueError(f"level={level!r}: this CPU and build support only "
                              f"{', '.join(supported_levels())}")
+        #: The level each module runs at, where it differs from ``level``.
+        self.exceptions = {}
         for module in MODULES:
-            setattr(self, module, importlib.import_module(_module_name(module, level)))
+            module_level = level
+            if not exact and level == "avx512" and module in AVX2_IS_FASTEST:
+                module_level = self.exceptions[module] = "avx2"
+            setattr(self, module, importlib.import_module(_module_name(module, module_level)))
         self.level = level
+
+    def describe(self):
+        """One line naming the level in use and the modules that run another.
+
+        Returns
+        -------
+        str
+        """
+        others = "".join(f", {module} at {level}" for module, level in self.exceptions.items())
+        return f"{self.level}{others}"
 
 
 #: The kernels every wrapper calls.
-KERNELS = Kernels(_chosen_level())
+KERNELS = Kernels(*_chosen_level())

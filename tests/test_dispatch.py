@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv._dispatch import ENVIRONMENT_VARIABLE, KERNELS, LEVELS, supported_levels
+from fastconv._dispatch import (
+    AVX2_IS_FASTEST,
+    ENVIRONMENT_VARIABLE,
+    KERNELS,
+    LEVELS,
+    MODULES,
+    supported_levels,
+)
 
 HIGHER_LEVELS = supported_levels()[1:]
 
@@ -32,24 +39,31 @@ def run_python(code, isa, directory):
 @pytest.fixture
 def on_level():
     """Switch the kernels to a level for one test, then back."""
-    chosen = KERNELS.level
+    chosen, exact = KERNELS.level, not KERNELS.exceptions
     yield KERNELS.use
-    KERNELS.use(chosen)
+    KERNELS.use(chosen, exact)
 
 
 def test_import_chooses_the_highest_supported_level():
-    if os.environ.get(ENVIRONMENT_VARIABLE):
-        assert KERNELS.level == os.environ[ENVIRONMENT_VARIABLE].strip().lower()
-    else:
-        assert KERNELS.level == supported_levels()[-1]
+    requested = os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower()
+    assert KERNELS.level == (requested or supported_levels()[-1])
     assert supported_levels()[0] == "baseline"
     assert set(supported_levels()) <= set(LEVELS)
+    expected = {}
+    if not requested and KERNELS.level == "avx512":
+        expected = dict.fromkeys(AVX2_IS_FASTEST, "avx2")
+    assert KERNELS.exceptions == expected
+    for module in MODULES:
+        level = expected.get(module, KERNELS.level)
+        suffix = "" if level == "baseline" else f"_{level}"
+        assert getattr(KERNELS, module).__name__ == f"fastconv._kernels._{module}{suffix}"
 
 
 def test_show_config_names_the_level_in_use():
     out = io.StringIO()
     fastconv.show_config(file=out)
-    assert f"instruction set: {KERNELS.level} " in out.getvalue()
+    assert f"instruction set: {KERNELS.describe()} (" in out.getvalue()
+    assert KERNELS.describe().startswith(KERNELS.level)
 
 
 @pytest.mark.parametrize("level", supported_levels())
