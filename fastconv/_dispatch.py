@@ -13,6 +13,7 @@ unpooling and im2col/col2im are the same bit for bit. Each level is bitwise
 deterministic across thread counts on its own.
 """
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -38,8 +39,12 @@ def _module_name(module, level):
     return f"fastconv._kernels._{module}{suffix}"
 
 
+@functools.cache
 def supported_levels():
     """Return the levels that this build has and this CPU runs, lowest first.
+
+    Computed once: neither the CPU nor the installed build changes in a process, and
+    :meth:`Kernels.use` (which benchmarks call before every timed run) checks it.
 
     Returns
     -------
