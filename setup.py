@@ -35,7 +35,8 @@ BUILD = Path("build", "cython-debug" if DEBUG else "cython")
 
 # The kernels that do the arithmetic, compiled once per instruction set. The others
 # (thread control, the BLAS pointers, CPU detection) run at the baseline only.
-DISPATCHED = ("_conv_direct", "_conv_gemm", "_im2col", "_pool_avg", "_pool_max", "_scatter")
+DISPATCHED = ("_conv_direct", "_conv_gemm", "_im2col", "_pool_avg", "_pool_max", "_pool_skip",
+              "_scatter")
 
 # Instruction-set builds beyond the baseline: module suffix -> (gcc/clang, MSVC) flags.
 X86_64_BUILDS = {

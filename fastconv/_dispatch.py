@@ -24,7 +24,8 @@ from fastconv._kernels import _cpu
 LEVELS = ("baseline", "avx2", "avx512")
 
 #: The dispatched kernel modules, by their attribute name on :data:`KERNELS`.
-MODULES = ("conv_direct", "conv_gemm", "im2col", "pool_avg", "pool_max", "scatter")
+MODULES = ("conv_direct", "conv_gemm", "im2col", "pool_avg", "pool_max", "pool_skip",
+           "scatter")
 
 #: Modules whose AVX-512 build ran slower than their AVX2 build in
 #: benchmarks/bench_isa.py: max pooling (P1 0.75-1.0x the baseline's speed at AVX-512,

@@ -315,6 +315,59 @@ def max_pool2d_backward_reference(grad_output, indices, input_shape):
     return grad.reshape(input_shape)
 
 
+def pool_skip_reference(x, weight, bias=None, e=2):
+    """Compute the reference of :func:`fastconv.pool_skip`, in float64, by composition.
+
+    ``x + conv2d(max_unpool2d(max_pool2d(x, e)), weight, bias, 'same')`` from the
+    references above, the unpooled map taking x's size.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    pooled, indices = max_pool2d_reference(x, e)
+    unpooled = max_unpool2d_reference(pooled, indices, x.shape[2:])
+    R, S = np.shape(weight)[2:]
+    return x + conv2d_reference(unpooled, weight, bias, padding=(R // 2, S // 2))
+
+
+def linear_reference(x, weight, bias=None):
+    """Compute the reference of :func:`fastconv.linear`, in float64, as explicit sums."""
+    x = np.asarray(x, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    y = np.zeros((x.shape[0], weight.shape[0]))
+    for n, o in np.ndindex(*y.shape):
+        y[n, o] = sum(x[n, i] * weight[o, i] for i in range(x.shape[1]))
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)
+    return y
+
+
+def log_softmax_reference(x, axis=1):
+    """Compute the reference of :func:`fastconv.log_softmax` in float64: ``log(e^x / sum e^x)``."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.log(np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True))
+
+
+def cross_entropy_reference(logits, target):
+    """Compute the reference of :func:`fastconv.cross_entropy` (mean), in float64."""
+    log_probabilities = log_softmax_reference(logits)
+    return -np.mean([log_probabilities[n, t] for n, t in enumerate(target)])
+
+
+def local_response_norm_reference(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Compute the reference of :func:`fastconv.local_response_norm`, in float64.
+
+    Channel by channel: the window ``[c - size // 2, c + (size - 1) // 2]`` clipped to
+    the channels, ``x_c / (k + alpha / size * sum x_j ** 2) ** beta``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    C = x.shape[1]
+    y = np.empty_like(x)
+    for c in range(C):
+        window = range(max(0, c - size // 2), min(C, c + (size - 1) // 2 + 1))
+        energy = sum(x[:, j] ** 2 for j in window)
+        y[:, c] = x[:, c] / (k + alpha / size * energy) ** beta
+    return y
+
+
 def numerical_gradient(func, x, eps=1e-6):
     """Central-difference gradient of a scalar function, in float64.
 

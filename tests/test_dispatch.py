@@ -113,6 +113,9 @@ def results_of_every_op(dtype):
                              fastconv.max_unpool2d(y, indices, 3, 2, 1, output_size=x.shape[2:]))
     results["avg_pool2d"] = (fastconv.avg_pool2d(x, (2, 3), 2, 1, ceil_mode=True),
                              fastconv.lp_pool2d(x, 3, (3, 2), 2))
+    skip_weight = rng.standard_normal((6, 6, 3, 3)).astype(dtype)
+    results["pool_skip"] = (fastconv.pool_skip(x, skip_weight, x[0, :, 0, 0], 2),
+                            *fastconv.pool_skip_backward(x, x, skip_weight, 3))
     return results
 
 
@@ -126,7 +129,7 @@ def test_levels_agree_with_the_baseline(on_level, level, dtype):
     actual = results_of_every_op(dtype)
     for name, arrays in expected.items():
         for want, got in zip(arrays, actual[name], strict=True):
-            if name.startswith(("conv2d", "depthwise")):
+            if name.startswith(("conv2d", "depthwise", "pool_skip")):
                 # FMA contraction rounds once where the baseline rounds twice.
                 tolerance = 1e-5 if dtype == np.float32 else 1e-12
                 np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance,

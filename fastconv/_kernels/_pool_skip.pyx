@@ -1,0 +1,187 @@
+"""Pool Skip's convolution of the unpooled map, visiting only the pooled maxima.
+
+``max_unpool(max_pool_e(x))`` is zero except at one position per e x e block in each
+channel, so its "same" convolution needs 1/e^2 of a dense convolution's work: each
+maximum is spread through the R x S taps instead of convolving a map of zeros.
+The weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``: for one
+input channel and filter row, the S taps' rows over the output channels lie end to
+end, in the order of the output pixels they reach. A maximum at column iw thus meets
+S * K contiguous weights and S * K contiguous output elements (channels last): one
+long independent multiply-add per maximum and filter row, which vectorises.
+
+Results are bitwise the same for every thread count: every output element has one
+writer, and each sum runs in an order fixed by the shape and the indices alone.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+
+cdef enum:
+    LANES = 16
+
+
+cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept nogil:
+    """Sum ``values[:count]`` in a fixed order: LANES running sums, then the lanes, then the tail.
+
+    A left-to-right sum is one long chain of dependent additions; LANES independent
+    ones vectorise without any reordering that could depend on the build.
+    """
+    cdef floating lanes[LANES]
+    cdef floating total = 0
+    cdef Py_ssize_t full = count - count % LANES, b, lane
+    for lane in range(LANES):
+        lanes[lane] = 0
+    for b in range(full // LANES):
+        for lane in range(LANES):
+            lanes[lane] += values[b * LANES + lane]
+    for lane in range(LANES):
+        total += lanes[lane]
+    for b in range(full, count):
+        total += values[b]
+    return total
+
+
+def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
+            const int64_t[:, :, ::1] indices,           # IN  (N, C, OH*OW), in [0, H*W)
+            const floating[:, :, ::1] pooled,           # IN  (N, C, OH*OW)
+            const floating[:, :, :, ::1] weight_t,      # IN  (C, R, S, K), s reversed
+            const floating[::1] bias,                   # IN  (K,) or None
+            floating[:, :, ::1] y,                      # OUT (N, K, H*W)
+            Py_ssize_t H, Py_ssize_t W, Py_ssize_t e_h, Py_ssize_t OW, Py_ssize_t band,
+            int num_threads):
+    """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
+
+    The band accumulates channels last in a per-thread buffer whose rows have
+    pad = S // 2 spare pixels on each side, so a maximum at column iw adds its S taps
+    to pixels iw .. iw + S - 1 of a row without bounds checks. Input channels run in
+    order, so each channel's filters stay in cache while all its maxima that reach the
+    band (those of the pooled rows ph_lo .. ph_hi) are spread through them. The
+    interior is then transposed into y beside x. The sum at each output element runs
+    over (channel, maximum, filter row) in that order whatever the bands, so banding
+    does not change the result.
+    """
+    cdef Py_ssize_t C = indices.shape[1], OH = indices.shape[2] // OW
+    cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, row_len = (W + 2 * pad_w) * K
+    cdef Py_ssize_t bands = (H + band - 1) // band
+    cdef Py_ssize_t item, n, oh0, oh1, ph_lo, ph_hi, c, p, q, ih, iw, oh, ow, r, k
+    cdef bint has_bias = bias is not None
+    cdef floating v
+    cdef floating* acc = NULL
+    cdef floating* a
+    cdef const floating* w
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    with nogil, parallel(num_threads=num_threads):
+        acc = <floating*> malloc(band * row_len * sizeof(floating))
+        if acc == NULL:
+            failed_flag[0] = 1
+        for item in prange(x.shape[0] * bands, schedule="static"):
+            if failed_flag[0]:
+                continue
+            n = item // bands
+            oh0 = (item % bands) * band
+            oh1 = oh0 + band if oh0 + band < H else H
+            memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
+            if has_bias:
+                for oh in range(oh1 - oh0):
+                    for ow in range(W):
+                        a = acc + oh * row_len + (ow + pad_w) * K
+                        for k in range(K):
+                            a[k] = bias[k]
+            # Maxima of input rows oh0 - pad_h .. oh1 - 1 + pad_h reach the band.
+            ph_lo = (oh0 - pad_h) // e_h if oh0 > pad_h else 0
+            ph_hi = (oh1 - 1 + pad_h) // e_h
+            if ph_hi > OH - 1:
+                ph_hi = OH - 1
+            for c in range(C):
+                for p in range(ph_lo * OW, (ph_hi + 1) * OW):
+                    q = indices[n, c, p]
+                    ih = q // W
+                    iw = q % W
+                    v = pooled[n, c, p]
+                    for r in range(R):
+                        oh = ih + pad_h - r
+                        if oh < oh0 or oh >= oh1:
+                            continue
+                        a = acc + (oh - oh0) * row_len + iw * K
+                        w = &weight_t[c, r, 0, 0]
+                        for k in range(span):
+                            a[k] += v * w[k]
+            for k in range(K):
+                for oh in range(oh0, oh1):
+                    a = acc + (oh - oh0) * row_len + pad_w * K + k
+                    for ow in range(W):
+                        y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + a[ow * K]
+        free(acc)
+    if failed:
+        raise MemoryError("pool_skip: no memory for a band buffer")
+
+
+def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
+             const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
+             const floating[:, :, ::1] pooled,         # IN  (N, C, L)
+             const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
+             floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
+             floating[:, :, ::1] grad_x,               # IN/OUT (N, C, H*W): added to
+             int num_threads):
+    """The weight gradient (in weight_t's layout), and the input gradient via the maxima.
+
+    Images run in order; within one, the work item is input channel c. A maximum
+    (c, p) at (ih, iw) reaches through filter row r the output pixels
+    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist; with g their
+    gradient rows (contiguous, channels last): ``grad_weight_t[c, r, s] += pooled * g``,
+    and the maximum's gradient gains ``weight_t[c, r, s] . g``, summed lane by lane in a
+    buffer of S * K (see ``lane_sum``), added to ``grad_x[c, ih * W + iw]``.
+    One image at a time keeps its gradient rows in cache for all channels.
+    """
+    cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
+    cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
+    cdef Py_ssize_t n, c, p, q, ih, iw, oh, r, s_lo, s_hi, span, k
+    cdef floating v
+    cdef floating* dots = NULL
+    cdef floating* d
+    cdef floating* gw
+    cdef const floating* g
+    cdef const floating* w
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    with nogil:
+        for n in range(grad_t.shape[0]):
+            with parallel(num_threads=num_threads):
+                dots = <floating*> malloc(S * K * sizeof(floating))
+                if dots == NULL:
+                    failed_flag[0] = 1
+                for c in prange(indices.shape[1], schedule="static"):
+                    if failed_flag[0]:
+                        continue
+                    for p in range(indices.shape[2]):
+                        q = indices[n, c, p]
+                        ih = q // W
+                        iw = q % W
+                        v = pooled[n, c, p]
+                        s_lo = pad_w - iw if iw < pad_w else 0
+                        s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+                        span = (s_hi - s_lo) * K
+                        memset(dots, 0, S * K * sizeof(floating))
+                        for r in range(R):
+                            oh = ih + pad_h - r
+                            if oh < 0 or oh >= H:
+                                continue
+                            g = &grad_t[n, oh, iw - pad_w + s_lo, 0]
+                            w = &weight_t[c, r, s_lo, 0]
+                            gw = &grad_weight_t[c, r, s_lo, 0]
+                            d = dots + s_lo * K
+                            for k in range(span):
+                                gw[k] += v * g[k]
+                                d[k] += w[k] * g[k]
+                        grad_x[n, c, q] += lane_sum(dots, S * K)
+                free(dots)
+            if failed:
+                break
+    if failed:
+        raise MemoryError("pool_skip_backward: no memory for a work buffer")

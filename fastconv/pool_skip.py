@@ -1,0 +1,156 @@
+"""The Pool Skip block, fused: ``x + conv(max_unpool_e(max_pool_e(x)))`` and its gradients.
+
+Pool Skip (Sun et al., "Beyond Skip Connection: Pooling and Unpooling Design for
+Elimination Singularities", AAAI 2025) pools x with an e x e window and stride e, puts
+each maximum back at its position in a zero map of x's size, convolves that map with
+"same" padding and adds x. The unpooled map holds one non-zero per e x e block and
+channel, so the ``pool_skip`` kernels spread each maximum through the filter taps
+instead of convolving the zeros: 1/e^2 of the dense work. When e does not divide H or
+W, the rows and columns past the last whole block are never selected and the map
+still has x's size.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from fastconv._dispatch import KERNELS
+from fastconv._params import (
+    allocate,
+    as_4d_float_array,
+    as_float_array,
+    as_pair,
+    check_grad_output,
+    check_same_dtype,
+    num_threads_value,
+    pool_geometry,
+)
+from fastconv.conv import _bias_grad
+
+
+class Maxima(NamedTuple):
+    """What both passes need: x's maxima and the filters in the kernels' layout."""
+
+    pooled: np.ndarray    # (N, C, L) values of the maxima, L = OH * OW
+    indices: np.ndarray   # (N, C, L) their flat positions in x's (H, W) planes
+    weight_t: np.ndarray  # (C, R, S, K): weight[k, c, r, S - 1 - s]
+    e_h: int              # the window height (rows per pooled row)
+    pooled_w: int         # OW
+    x_shape: tuple        # (N, C, H, W)
+
+
+def find_maxima(x, weight, bias, e, num_threads):
+    """Validate the operands and pool x; return (x, bias, Maxima)."""
+    x = as_4d_float_array("x", x)
+    weight = as_4d_float_array("weight", weight)
+    check_same_dtype(x=x, weight=weight)
+    C = x.shape[1]
+    K, Cw, R, S = weight.shape
+    if (K, Cw) != (C, C):
+        raise ValueError(f"weight: expected shape ({C}, {C}, R, S) for x with {C} channels, "
+                         f"got shape {weight.shape}")
+    if R % 2 == 0 or S % 2 == 0:
+        raise ValueError(f"weight: the kernel size must be odd (for 'same' padding), "
+                         f"got {(R, S)}")
+    if bias is not None:
+        bias = as_float_array("bias", bias)
+        if bias.shape != (C,):
+            raise ValueError(f"bias: expected shape ({C},), got shape {bias.shape}")
+        check_same_dtype(x=x, bias=bias)
+    g = pool_geometry(x.shape, as_pair("e", e, 1), None, 0)
+    N = x.shape[0]
+    pooled = allocate("pooled", (N, C, g["OH"], g["OW"]), x.dtype)
+    indices = allocate("indices", pooled.shape, np.int64)
+    KERNELS.pool_max.max_pool2d(x, pooled, indices, g, num_threads)
+    L = g["OH"] * g["OW"]
+    # The kernels' layout: for one input channel and filter row, the S taps' rows over
+    # the output channels end to end, in the order of the output pixels they reach.
+    weight_t = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(1, 2, 3, 0))
+    return x, bias, Maxima(pooled.reshape(N, C, L), indices.reshape(N, C, L), weight_t,
+                           g["R"], g["OW"], x.shape)
+
+
+def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
+    """Pool Skip: ``x + conv2d(max_unpool2d(max_pool2d(x, e), e), weight, bias, 'same')``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        float32 or float64; H and W at least e, not necessarily multiples of it.
+    weight : ndarray, shape (C, C, R, S)
+        Filters of the convolution, R and S odd (3 x 3 in the paper); same dtype as x.
+    bias : ndarray, shape (C,), optional
+    e : int or (int, int)
+        Window and stride of the max pooling (2 or 4 in the paper).
+    num_threads : int, optional
+        Upper bound on OpenMP threads; None uses OpenMP's current default.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, H, W)
+        Equal, up to rounding, to the composed max_pool2d, max_unpool2d (with
+        ``output_size=(H, W)``) and conv2d (``padding='same'``) plus x.
+    """
+    threads = num_threads_value(num_threads)
+    x, bias, maxima = find_maxima(x, weight, bias, e, threads)
+    return forward(x, bias, maxima, threads)
+
+
+#: Bytes of the per-thread band buffer of the forward kernel (channels-last output
+#: rows): small enough to stay in a core's L2 cache beside the filters.
+BAND_BYTES = 256 * 1024
+
+
+def forward(x, bias, maxima, num_threads):
+    """Run the fused forward kernel on checked operands."""
+    N, C, H, W = x.shape
+    row_bytes = (W + maxima.weight_t.shape[2] - 1) * C * x.itemsize
+    bands = -(-H // max(1, BAND_BYTES // row_bytes))
+    band = -(-H // bands)  # equal bands, fixed by the shape alone
+    y = allocate("output", x.shape, x.dtype)
+    KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
+                              maxima.weight_t, bias, y.reshape(N, C, H * W), H, W,
+                              maxima.e_h, maxima.pooled_w, band, num_threads)
+    return y
+
+
+def pool_skip_backward(grad_output, x, weight, e=2, *, needs_bias_grad=True,
+                       num_threads=None):
+    """Gradients of ``sum(grad_output * pool_skip(x, weight, bias, e))``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C, H, W)
+    x : ndarray, shape (N, C, H, W)
+        The forward call's input (its maxima are found again).
+    weight : ndarray, shape (C, C, R, S)
+    e : int or (int, int)
+    needs_bias_grad : bool
+        Compute grad_bias (else it is None).
+    num_threads : int, optional
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C, H, W)
+        ``grad_output`` (the identity path) plus the gradient through each maximum.
+    grad_weight : ndarray, shape (C, C, R, S)
+    grad_bias : ndarray, shape (C,) or None
+    """
+    threads = num_threads_value(num_threads)
+    _, _, maxima = find_maxima(x, weight, None, e, threads)
+    return backward(grad_output, maxima, needs_bias_grad, threads)
+
+
+def backward(grad_output, maxima, needs_bias_grad, num_threads):
+    """Run the fused backward kernel; grad_output is checked against the forward's x."""
+    grad_y = check_grad_output(grad_output, maxima.x_shape)
+    check_same_dtype(x=maxima.pooled, grad_output=grad_y)
+    N, C, H, W = grad_y.shape
+    grad_t = np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
+    grad_x = np.array(grad_y, order="C", copy=True)
+    grad_weight_t = np.zeros(maxima.weight_t.shape, dtype=grad_y.dtype)
+    KERNELS.pool_skip.backward(grad_t, maxima.indices, maxima.pooled, maxima.weight_t,
+                               grad_weight_t, grad_x.reshape(N, C, H * W), num_threads)
+    grad_weight = np.ascontiguousarray(grad_weight_t[:, :, ::-1].transpose(3, 0, 1, 2))
+    grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
+    return grad_x, grad_weight, grad_bias
