@@ -90,11 +90,11 @@ def plot(histories, path):
     import matplotlib.pyplot as plt
 
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history in histories.items():
+    for (name, history), color in zip(histories.items(), ("tab:blue", "tab:orange")):
         epochs = range(1, len(history["loss"]) + 1)
-        loss_axes.plot(epochs, history["loss"], label=name)
-        accuracy_axes.plot(epochs, history["train"], "--", label=f"{name}, train")
-        accuracy_axes.plot(epochs, history["test"], label=f"{name}, test")
+        loss_axes.plot(epochs, history["loss"], color=color, label=name)
+        accuracy_axes.plot(epochs, history["train"], "--", color=color, label=f"{name}, train")
+        accuracy_axes.plot(epochs, history["test"], color=color, label=f"{name}, test")
     loss_axes.set(xlabel="epoch", ylabel="mean training loss", yscale="log",
                   title="Cross-entropy loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="Accuracy on sklearn digits")
