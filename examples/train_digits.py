@@ -90,7 +90,8 @@ def plot(histories, path):
     import matplotlib.pyplot as plt
 
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    for (name, history), color in zip(histories.items(), ("tab:blue", "tab:orange")):
+    for (name, history), color in zip(histories.items(), ("tab:blue", "tab:orange"),
+                                      strict=True):
         epochs = range(1, len(history["loss"]) + 1)
         loss_axes.plot(epochs, history["loss"], color=color, label=name)
         accuracy_axes.plot(epochs, history["train"], "--", color=color, label=f"{name}, train")
