@@ -26,6 +26,12 @@ def _grad(grad_output, like, name="output"):
     return grad
 
 
+def _backward_operands(grad_output, output, axis):
+    """Check a softmax-style backward's arguments; return (output, grad_output, axis)."""
+    y = as_float_array("output", output)
+    return y, _grad(grad_output, y), _axis(axis, y.ndim)
+
+
 def relu(x):
     """Rectified linear unit, ``max(x, 0)``; NaN stays NaN, as in PyTorch.
 
@@ -97,9 +103,7 @@ def softmax_backward(grad_output, output, axis=1):
     -------
     grad_input : ndarray
     """
-    y = as_float_array("output", output)
-    grad = _grad(grad_output, y)
-    axis = _axis(axis, y.ndim)
+    y, grad, axis = _backward_operands(grad_output, output, axis)
     return y * (grad - (grad * y).sum(axis=axis, keepdims=True))
 
 
@@ -137,7 +141,5 @@ def log_softmax_backward(grad_output, output, axis=1):
     -------
     grad_input : ndarray
     """
-    y = as_float_array("output", output)
-    grad = _grad(grad_output, y)
-    axis = _axis(axis, y.ndim)
+    y, grad, axis = _backward_operands(grad_output, output, axis)
     return grad - np.exp(y) * grad.sum(axis=axis, keepdims=True)

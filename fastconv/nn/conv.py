@@ -4,10 +4,27 @@ import numpy as np
 
 from fastconv._params import as_pair
 from fastconv.conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
-from fastconv.nn.module import Module, uniform_fan_in
+from fastconv.nn.module import WeightedModule
 
 
-class Conv2d(Module):
+class _Convolution(WeightedModule):
+    """Forward and backward of a convolution layer: ``function`` and its ``gradient``."""
+
+    def forward(self, x):
+        """Convolve x (N, C, H, W); remember it for backward."""
+        self.x = x
+        return self.function(x, self.weight.data, self.bias_data(), **self.options)
+
+    def backward(self, grad_output):
+        """Return grad_input; accumulate the weight and bias gradients."""
+        grad_x, grad_w, grad_b = self.gradient(grad_output, self._saved("x"), self.weight.data,
+                                               needs_bias_grad=self.bias is not None,
+                                               **self.options)
+        self.accumulate(grad_w, grad_b)
+        return grad_x
+
+
+class Conv2d(_Convolution):
     """2-D convolution layer, as ``torch.nn.Conv2d`` (weight (K, C // groups, R, S)).
 
     Parameters
@@ -24,37 +41,20 @@ class Conv2d(Module):
         Source of the initial weights (PyTorch's default distribution).
     """
 
+    function = staticmethod(conv2d)
+    gradient = staticmethod(conv2d_backward)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, *, algorithm="auto", dtype=np.float32,
                  rng=None):
-        rng = np.random.default_rng(rng)
         R, S = as_pair("kernel_size", kernel_size, 1)
-        fan_in = in_channels // groups * R * S
-        self.weight = uniform_fan_in((out_channels, in_channels // groups, R, S), fan_in,
-                                     dtype, rng)
-        self.bias = uniform_fan_in((out_channels,), fan_in, dtype, rng) if bias else None
+        super().__init__((out_channels, in_channels // groups, R, S), out_channels,
+                         in_channels // groups * R * S, bias, dtype, rng)
         self.options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
                             algorithm=algorithm)
 
-    def forward(self, x):
-        """Convolve x (N, C, H, W); remember it for backward."""
-        self.x = x
-        bias = None if self.bias is None else self.bias.data
-        return conv2d(x, self.weight.data, bias, **self.options)
 
-    def backward(self, grad_output):
-        """Return grad_input; accumulate the weight and bias gradients."""
-        x = self._saved("x")
-        grad_x, grad_w, grad_b = conv2d_backward(grad_output, x, self.weight.data,
-                                                 needs_bias_grad=self.bias is not None,
-                                                 **self.options)
-        self.weight.accumulate(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate(grad_b)
-        return grad_x
-
-
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_Convolution):
     """Transposed convolution layer, as ``torch.nn.ConvTranspose2d``.
 
     The weight is (C_in, C_out // groups, R, S), initialised as PyTorch does (fan-in
@@ -70,31 +70,14 @@ class ConvTranspose2d(Module):
     rng : numpy.random.Generator, int or None
     """
 
+    function = staticmethod(conv_transpose2d)
+    gradient = staticmethod(conv_transpose2d_backward)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
                  rng=None):
-        rng = np.random.default_rng(rng)
         R, S = as_pair("kernel_size", kernel_size, 1)
-        fan_in = out_channels // groups * R * S
-        self.weight = uniform_fan_in((in_channels, out_channels // groups, R, S), fan_in,
-                                     dtype, rng)
-        self.bias = uniform_fan_in((out_channels,), fan_in, dtype, rng) if bias else None
+        super().__init__((in_channels, out_channels // groups, R, S), out_channels,
+                         out_channels // groups * R * S, bias, dtype, rng)
         self.options = dict(stride=stride, padding=padding, output_padding=output_padding,
                             groups=groups, dilation=dilation)
-
-    def forward(self, x):
-        """Transposed-convolve x (N, C_in, H, W); remember it for backward."""
-        self.x = x
-        bias = None if self.bias is None else self.bias.data
-        return conv_transpose2d(x, self.weight.data, bias, **self.options)
-
-    def backward(self, grad_output):
-        """Return grad_input; accumulate the weight and bias gradients."""
-        x = self._saved("x")
-        grad_x, grad_w, grad_b = conv_transpose2d_backward(
-            grad_output, x, self.weight.data, needs_bias_grad=self.bias is not None,
-            **self.options)
-        self.weight.accumulate(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate(grad_b)
-        return grad_x

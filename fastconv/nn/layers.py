@@ -4,7 +4,7 @@ import numpy as np
 
 from fastconv.activation import relu, relu_backward, softmax, softmax_backward
 from fastconv.linear import linear, linear_backward
-from fastconv.nn.module import Module, uniform_fan_in
+from fastconv.nn.module import Module, WeightedModule
 from fastconv.normalization import local_response_norm, local_response_norm_backward
 
 
@@ -42,7 +42,7 @@ class Softmax(Module):
         return softmax_backward(grad_output, self._saved("y"), self.axis)
 
 
-class Linear(Module):
+class Linear(WeightedModule):
     """Fully connected layer, as ``torch.nn.Linear`` (weight (out, in), PyTorch's init).
 
     Parameters
@@ -54,23 +54,19 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, rng=None):
-        rng = np.random.default_rng(rng)
-        self.weight = uniform_fan_in((out_features, in_features), in_features, dtype, rng)
-        self.bias = (uniform_fan_in((out_features,), in_features, dtype, rng) if bias
-                     else None)
+        super().__init__((out_features, in_features), out_features, in_features, bias, dtype,
+                         rng)
 
     def forward(self, x):
         """``x @ weight.T + bias`` for x (N, in_features)."""
         self.x = x
-        return linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return linear(x, self.weight.data, self.bias_data())
 
     def backward(self, grad_output):
         """Return grad_input; accumulate the weight and bias gradients."""
         grad_x, grad_w, grad_b = linear_backward(grad_output, self._saved("x"),
                                                  self.weight.data)
-        self.weight.accumulate(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate(grad_b)
+        self.accumulate(grad_w, grad_b)
         return grad_x
 
 

@@ -96,3 +96,37 @@ def uniform_fan_in(shape, fan_in, dtype, rng):
     bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
     values = np.random.default_rng(rng).uniform(-bound, bound, size=shape)
     return Parameter(values.astype(dtype))
+
+
+class WeightedModule(Module):
+    """A layer with a ``weight`` and an optional ``bias`` Parameter (None when absent).
+
+    Both are drawn from PyTorch's default distribution (:func:`uniform_fan_in`),
+    the weight first, from one generator.
+
+    Parameters
+    ----------
+    weight_shape : tuple of int
+    bias_size : int
+        Length of the bias.
+    fan_in : int
+    bias : bool
+        Whether the layer has a bias.
+    dtype : dtype
+    rng : numpy.random.Generator, int or None
+    """
+
+    def __init__(self, weight_shape, bias_size, fan_in, bias, dtype, rng):
+        rng = np.random.default_rng(rng)
+        self.weight = uniform_fan_in(weight_shape, fan_in, dtype, rng)
+        self.bias = uniform_fan_in((bias_size,), fan_in, dtype, rng) if bias else None
+
+    def bias_data(self):
+        """Return the bias values, or None for a layer without bias."""
+        return None if self.bias is None else self.bias.data
+
+    def accumulate(self, grad_weight, grad_bias):
+        """Add one backward pass's gradients to the weight and (if any) the bias."""
+        self.weight.accumulate(grad_weight)
+        if self.bias is not None:
+            self.bias.accumulate(grad_bias)

@@ -5,13 +5,13 @@ import importlib
 import numpy as np
 
 from fastconv._params import num_threads_value
-from fastconv.nn.module import Module, uniform_fan_in
+from fastconv.nn.module import WeightedModule
 
 # The module, not the function of the same name that fastconv re-exports.
 _fused = importlib.import_module("fastconv.pool_skip")
 
 
-class PoolSkip(Module):
+class PoolSkip(WeightedModule):
     """Pool Skip: ``x + conv(max_unpool_e(max_pool_e(x)))``, fused (:func:`fastconv.pool_skip`).
 
     Placed after a convolution and before the normalisation and activation, as in
@@ -32,25 +32,21 @@ class PoolSkip(Module):
 
     def __init__(self, channels, e=2, kernel_size=3, bias=True, *, dtype=np.float32,
                  rng=None):
-        rng = np.random.default_rng(rng)
         R, S = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else kernel_size
-        fan_in = channels * R * S
-        self.weight = uniform_fan_in((channels, channels, R, S), fan_in, dtype, rng)
-        self.bias = uniform_fan_in((channels,), fan_in, dtype, rng) if bias else None
+        super().__init__((channels, channels, R, S), channels, channels * R * S, bias, dtype,
+                         rng)
         self.e = e
 
     def forward(self, x):
         """Apply the block to x (N, channels, H, W); keep its maxima for backward."""
-        bias = None if self.bias is None else self.bias.data
         threads = num_threads_value(None)
-        x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, bias, self.e, threads)
+        x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, self.bias_data(), self.e,
+                                                  threads)
         return _fused.forward(x, bias, self.maxima, threads)
 
     def backward(self, grad_output):
         """Return grad_input; accumulate the weight and bias gradients."""
         grad_x, grad_w, grad_b = _fused.backward(grad_output, self._saved("maxima"),
                                                  self.bias is not None, num_threads_value(None))
-        self.weight.accumulate(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate(grad_b)
+        self.accumulate(grad_w, grad_b)
         return grad_x
