@@ -26,6 +26,7 @@ from fastconv._params import (
     pool_geometry,
 )
 from fastconv.conv import _bias_grad
+from fastconv.pool import max_pool2d
 
 
 class Maxima(NamedTuple):
@@ -57,11 +58,10 @@ def find_maxima(x, weight, bias, e, num_threads):
         if bias.shape != (C,):
             raise ValueError(f"bias: expected shape ({C},), got shape {bias.shape}")
         check_same_dtype(x=x, bias=bias)
-    g = pool_geometry(x.shape, as_pair("e", e, 1), None, 0)
+    e = as_pair("e", e, 1)
+    g = pool_geometry(x.shape, e, None, 0)
     N = x.shape[0]
-    pooled = allocate("pooled", (N, C, g["OH"], g["OW"]), x.dtype)
-    indices = allocate("indices", pooled.shape, np.int64)
-    KERNELS.pool_max.max_pool2d(x, pooled, indices, g, num_threads)
+    pooled, indices = max_pool2d(x, e, return_indices=True, num_threads=num_threads)
     L = g["OH"] * g["OW"]
     # The kernels' layout: for one input channel and filter row, the S taps' rows over
     # the output channels end to end, in the order of the output pixels they reach.

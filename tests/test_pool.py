@@ -86,6 +86,68 @@ def test_max_pool2d_matches_torch_bit_for_bit(case, dtype, rng):
     np.testing.assert_array_equal(indices, indices_t.numpy())
 
 
+# Planes large enough for several bands of output rows, with widths that are and are
+# not a multiple of the stride (the kernel's two ways through a row).
+LARGE_MAX_CASES = [
+    ((1, 2, 150, 64), 3, 2, 1, 1, False),
+    ((1, 2, 150, 63), 3, 2, 1, 1, True),
+    ((1, 1, 97, 120), 2, 2, 0, 1, False),
+    ((1, 1, 90, 121), (4, 4), (4, 4), 0, 1, True),
+    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), 1, False),
+    ((1, 1, 70, 90), 3, (3, 1), 1, (2, 3), True),
+    ((1, 1, 64, 80), (2, 3), (5, 2), 0, (1, 2), False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LARGE_MAX_CASES)
+def test_max_pool2d_on_large_planes_with_ties_and_nans(case, dtype, rng):
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = rng.integers(-3, 3, shape).astype(dtype)
+    x[rng.random(shape) < 0.02] = np.nan
+    x[rng.random(shape) < 0.02] = -np.inf
+    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                     return_indices=True)
+    y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation, ceil_mode)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(
+        fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y)
+
+
+@pytest.mark.parametrize("case", LARGE_MAX_CASES)
+def test_max_pool2d_on_large_planes_matches_torch(case, rng):
+    torch = torch_or_skip()
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = rng.integers(-3, 3, shape).astype(np.float32)
+    x[rng.random(shape) < 0.02] = np.nan
+    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                     return_indices=True)
+    y_t, indices_t = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y, y_t.numpy())
+    np.testing.assert_array_equal(indices, indices_t.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", MAX_CASES + LARGE_MAX_CASES[:3])
+def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
+    # Planes of 2**31 elements or more keep positions in 64 bits; the same kernel runs
+    # here on small planes, which must give the same result as with 32-bit codes.
+    from fastconv._dispatch import KERNELS
+    from fastconv._params import pool_geometry
+
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = rng.integers(-3, 3, shape).astype(dtype)
+    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                     return_indices=True)
+    g = pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode)
+    y_wide, indices_wide = np.empty_like(y), np.empty_like(indices)
+    KERNELS.pool_max.max_pool2d(x, y_wide, indices_wide, g, True, 2)
+    np.testing.assert_array_equal(y_wide, y)
+    np.testing.assert_array_equal(indices_wide, indices)
+
+
 def test_ties_keep_the_first_maximum():
     x = np.array([[[[5, 5], [5, 5]]]], np.float32)
     _, indices = fastconv.max_pool2d(x, 2, return_indices=True)

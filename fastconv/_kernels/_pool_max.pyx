@@ -1,22 +1,31 @@
 """Max pooling forward: one (n, c) plane per work item, so every thread count agrees.
 
-Each output row is built by sweeping the window taps (row-major, as PyTorch scans
-them) across the whole row, with the innermost loop along the output width. The row
-starts at -inf with the position of each window's first in-bounds element; a tap
-replaces the running maximum when it is larger or NaN. So ties keep the first maximum,
-a NaN wins with the position of the window's last NaN, and a window of -inf keeps a
-real position.
+The window maximum is taken in two passes over a band of output rows:
 
-While sweeping, a position is kept as a "code": its offset from the start of the
-window's first input row. A 32-bit code lets the compiler keep the data-dependent
-selects branch-free in SIMD registers beside float32 and float64 values (with a
-64-bit code beside float64 it does not vectorise at the SSE2 baseline); 64-bit codes
-serve windows spanning 2**31 elements or more.
+1. along the width: for every input row the band needs, the maximum of each window's
+   row (and its position) over the kernel's columns;
+2. down the height: for every output row, the maximum of those row maxima over the
+   kernel's rows, from contiguous rows of the first pass.
+
+Each pass starts from its first in-bounds tap and takes a later tap when it is larger
+or NaN. Taking a window's rows in order, each by its columns in order, is PyTorch's
+row-major scan: ties keep the first maximum, a NaN wins with the position of the
+window's last NaN, and a window of -inf keeps a real position. Rows shared by
+overlapping windows are reduced along the width once.
+
+When the width is ``stride * OW``, input element ``(ih, ow * stride + offset)`` sits
+``stride`` elements after ``(ih, (ow - 1) * stride + offset)`` even across rows, so the
+first pass runs as one long constant-stride loop per kernel column over the whole
+band; the outputs whose windows cross the left or right edge are then redone one by
+one. Otherwise it runs row by row over the outputs inside the edges.
+
+A position is kept as a "code" ``ih * W + iw``. A 32-bit code lets the compiler keep
+the data-dependent selects branch-free in SIMD registers beside float32 and float64
+values; 64-bit codes serve planes of 2**31 elements or more.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY
-from libc.stdint cimport INT32_MAX, int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 from fastconv._kernels._geometry cimport (
@@ -32,89 +41,210 @@ ctypedef fused code_t:
     int32_t
     int64_t
 
+cdef enum:
+    # Bytes of first-pass results one band aims at: within the L1 and L2 caches.
+    BAND_BYTES = 32768
 
-cdef inline void update_row(const floating* x_row, code_t row_code, Py_ssize_t lo,
-                            Py_ssize_t hi, Py_ssize_t stride, Py_ssize_t offset,
-                            floating* best, code_t* code) noexcept nogil:
-    """Fold the tap at column ``ow * stride + offset`` into outputs ``lo..hi``.
 
-    The stores are unconditional selects, so no branch depends on the data (random
-    data would mispredict one about a third of the time). ``code`` may be NULL.
+cdef inline void fold_tap(const floating* x, Py_ssize_t base, Py_ssize_t stride,
+                          Py_ssize_t j_lo, Py_ssize_t j_hi, bint first,
+                          floating* best, code_t* code) noexcept nogil:
+    """Fold ``x[base + j * stride]`` into ``best[j]`` (``code[j]``) for ``j_lo <= j < j_hi``.
+
+    ``first`` sets instead of folding; ``code`` may be NULL. The selects are
+    unconditional, so no branch depends on the data.
     """
-    cdef Py_ssize_t ow
+    cdef Py_ssize_t j
     cdef floating value
     cdef bint take
-    cdef code_t position = <code_t> (row_code + lo * stride + offset)
-    if code == NULL:
-        for ow in range(lo, hi):
-            value = x_row[ow * stride + offset]
-            take = (value > best[ow]) | (value != value)
-            best[ow] = value if take else best[ow]
+    # Counted in code_t, which keeps the selects in 32-bit lanes where codes are 32-bit.
+    cdef code_t position = <code_t> (base + j_lo * stride)
+    if first:
+        for j in range(j_lo, j_hi):
+            best[j] = x[base + j * stride]
+        if code != NULL:
+            for j in range(j_lo, j_hi):
+                code[j] = position
+                position += <code_t> stride
         return
-    for ow in range(lo, hi):
-        value = x_row[ow * stride + offset]
-        take = (value > best[ow]) | (value != value)
-        best[ow] = value if take else best[ow]
-        code[ow] = position if take else code[ow]
+    if code == NULL:
+        for j in range(j_lo, j_hi):
+            value = x[base + j * stride]
+            take = (value > best[j]) | (value != value)
+            best[j] = value if take else best[j]
+        return
+    for j in range(j_lo, j_hi):
+        value = x[base + j * stride]
+        take = (value > best[j]) | (value != value)
+        best[j] = value if take else best[j]
+        code[j] = position if take else code[j]
         position += <code_t> stride
 
 
-cdef inline void pool_row(const floating* plane, const Geometry* g, const TapSpan* spans,
-                          Py_ssize_t oh, floating* best, code_t* code,
-                          int64_t* argmax) noexcept nogil:
-    """Max (and, unless ``argmax`` is NULL, its position) over output row ``oh``."""
+cdef inline void fold_tap_strided(const floating* x, Py_ssize_t base, Py_ssize_t stride,
+                                  Py_ssize_t j_lo, Py_ssize_t j_hi, bint first,
+                                  floating* best, code_t* code) noexcept nogil:
+    """:func:`fold_tap` with the common strides made constants, which vectorise."""
+    if stride == 1:
+        fold_tap(x, base, 1, j_lo, j_hi, first, best, code)
+    elif stride == 2:
+        fold_tap(x, base, 2, j_lo, j_hi, first, best, code)
+    elif stride == 4:
+        fold_tap(x, base, 4, j_lo, j_hi, first, best, code)
+    else:
+        fold_tap(x, base, stride, j_lo, j_hi, first, best, code)
+
+
+cdef inline void fold_row(const floating* row_best, const code_t* row_code, Py_ssize_t n,
+                          floating* best, code_t* code) noexcept nogil:
+    """Fold a first-pass row into the running maxima of one output row."""
+    cdef Py_ssize_t j
+    cdef code_t position
+    cdef floating value
+    cdef bint take
+    if code == NULL:
+        for j in range(n):
+            value = row_best[j]
+            take = (value > best[j]) | (value != value)
+            best[j] = value if take else best[j]
+        return
+    for j in range(n):
+        value = row_best[j]
+        # Loaded unconditionally: a conditional load would keep the baseline scalar.
+        position = row_code[j]
+        take = (value > best[j]) | (value != value)
+        best[j] = value if take else best[j]
+        code[j] = position if take else code[j]
+
+
+cdef inline void fold_edge(const floating* plane, const Geometry* g, const TapSpan* spans,
+                           Py_ssize_t ih, Py_ssize_t ow, floating* best,
+                           code_t* code) noexcept nogil:
+    """First pass, one output at a time: window ``ow`` of input row ``ih``."""
+    cdef Py_ssize_t s, position
+    cdef bint first = True
+    cdef floating value
+    for s in range(g.S):
+        if ow < spans[s].lo or ow >= spans[s].hi:
+            continue
+        position = ih * g.W + ow * g.stride_w + spans[s].offset
+        value = plane[position]
+        if first or value > best[0] or value != value:
+            best[0] = value
+            if code != NULL:
+                code[0] = <code_t> position
+        first = False
+
+
+cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* spans,
+                      Py_ssize_t inner_lo, Py_ssize_t inner_hi, Py_ssize_t ih_lo,
+                      Py_ssize_t rows, floating* best, code_t* code) noexcept nogil:
+    """First pass over input rows ``ih_lo + i * dilation_h``, ``i < rows``, into rows of OW.
+
+    Outputs ``inner_lo .. inner_hi`` have every kernel column inside the input.
+    """
+    cdef Py_ssize_t i, s, ih, base, ow
+    cdef bint contiguous = g.dilation_h == 1 and g.W == g.stride_w * g.OW
+    for s in range(g.S):
+        if contiguous:
+            # Row i's output ow is j = i * OW + ow, at input ih_lo * W + j * stride + offset.
+            # Keep the reads inside the plane; what the edge outputs read is redone below.
+            base = ih_lo * g.W + spans[s].offset
+            fold_tap_strided(plane, base, g.stride_w, first_inside(base, g.stride_w),
+                             min(rows * g.OW, first_beyond(base, g.stride_w, g.H * g.W)),
+                             s == 0, best, code)
+            continue
+        for i in range(rows):
+            ih = ih_lo + i * g.dilation_h
+            fold_tap_strided(plane, ih * g.W + spans[s].offset, g.stride_w, inner_lo, inner_hi,
+                             s == 0, best + i * g.OW, code + i * g.OW if code != NULL else NULL)
+    for i in range(rows):
+        ih = ih_lo + i * g.dilation_h
+        for ow in range(inner_lo):
+            fold_edge(plane, g, spans, ih, ow, best + i * g.OW + ow,
+                      code + i * g.OW + ow if code != NULL else NULL)
+        for ow in range(inner_hi, g.OW):
+            fold_edge(plane, g, spans, ih, ow, best + i * g.OW + ow,
+                      code + i * g.OW + ow if code != NULL else NULL)
+
+
+cdef void down_height(const Geometry* g, const floating* row_best, const code_t* row_code,
+                      Py_ssize_t ih_lo, Py_ssize_t oh, floating* y, code_t* code,
+                      int64_t* argmax) noexcept nogil:
+    """Second pass: output row ``oh`` from the first-pass rows of input rows from ``ih_lo``."""
     cdef Py_ssize_t top = oh * g.stride_h - g.pad_top
     cdef Py_ssize_t r0 = first_inside(top, g.dilation_h)
     cdef Py_ssize_t r1 = clamp(first_beyond(top, g.dilation_h, g.H), r0, g.R)
-    cdef Py_ssize_t first_row = top + r0 * g.dilation_h
-    cdef Py_ssize_t r, s, ih, ow, left, offset, lo, hi
-    cdef code_t row_code
-    if argmax == NULL:
-        code = NULL
+    # First-pass row of tap r0; later taps follow one row apart.
+    cdef Py_ssize_t i0 = (top + r0 * g.dilation_h - ih_lo) // g.dilation_h
+    cdef Py_ssize_t r, ow
+    cdef bint with_code = argmax != NULL
     for ow in range(g.OW):
-        best[ow] = -INFINITY
-        if code != NULL:
-            left = ow * g.stride_w - g.pad_left
-            code[ow] = <code_t> (left + first_inside(left, g.dilation_w) * g.dilation_w)
-    for r in range(r0, r1):
-        ih = top + r * g.dilation_h
-        row_code = <code_t> ((ih - first_row) * g.W)
-        for s in range(g.S):
-            offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
-            # Constant strides let the compiler vectorise the strided loads.
-            if g.stride_w == 1:
-                update_row(plane + ih * g.W, row_code, lo, hi, 1, offset, best, code)
-            elif g.stride_w == 2:
-                update_row(plane + ih * g.W, row_code, lo, hi, 2, offset, best, code)
-            else:
-                update_row(plane + ih * g.W, row_code, lo, hi, g.stride_w, offset, best, code)
-    if code != NULL:
+        y[ow] = row_best[i0 * g.OW + ow]
+    if with_code:
         for ow in range(g.OW):
-            argmax[ow] = first_row * g.W + code[ow]
+            code[ow] = row_code[i0 * g.OW + ow]
+    for r in range(1, r1 - r0):
+        fold_row(row_best + (i0 + r) * g.OW, row_code + (i0 + r) * g.OW if with_code else NULL,
+                 g.OW, y, code if with_code else NULL)
+    if with_code:
+        for ow in range(g.OW):
+            argmax[ow] = code[ow]
 
 
 cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                      int64_t[:, :, :, ::1] indices, const Geometry* g, const TapSpan* spans,
                      code_t code_type, int num_threads) noexcept nogil:
     """Pool every plane with codes of ``code_t``; return 1 if scratch allocation failed."""
-    cdef Py_ssize_t plane, n, c, oh
-    cdef bint with_indices = indices is not None
+    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, ih_hi, rows, s
+    cdef Py_ssize_t inner_lo = 0, inner_hi = g.OW
+    cdef Py_ssize_t band, band_rows
+    cdef bint with_indices = indices is not None, ready
+    cdef floating* row_best = NULL
+    cdef code_t* row_code = NULL
     cdef code_t* code = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    for s in range(g.S):
+        inner_lo = max(inner_lo, spans[s].lo)
+        inner_hi = min(inner_hi, spans[s].hi)
+    inner_hi = max(inner_lo, inner_hi)
+    # Output rows per band. Bands share first-pass rows when windows overlap and are
+    # contiguous (dilation 1, stride at most the kernel); otherwise one output row each,
+    # whose first pass covers its own window rows only.
+    band = 1
+    if g.dilation_h == 1 and g.stride_h <= g.R:
+        band = max(1, BAND_BYTES // ((sizeof(floating) + sizeof(code_t)) * g.OW * g.stride_h))
+    band_rows = (band - 1) * g.stride_h + g.R
     with parallel(num_threads=num_threads):
+        row_best = <floating*> malloc(band_rows * g.OW * sizeof(floating))
         if with_indices:
+            row_code = <code_t*> malloc(band_rows * g.OW * sizeof(code_t))
             code = <code_t*> malloc(g.OW * sizeof(code_t))
-            if code == NULL:
-                failed_flag[0] = 1
+        ready = row_best != NULL and not (with_indices and (row_code == NULL or code == NULL))
+        if not ready:
+            failed_flag[0] = 1
         for plane in prange(g.N * g.C, schedule="static"):
-            if with_indices and code == NULL:
+            if not ready:
                 continue
             n = plane // g.C
             c = plane - n * g.C
-            for oh in range(g.OH):
-                pool_row(&x[n, c, 0, 0], g, spans, oh, &y[n, c, oh, 0], code,
-                         &indices[n, c, oh, 0] if with_indices else NULL)
+            oh0 = 0
+            while oh0 < g.OH:
+                oh1 = min(g.OH, oh0 + band)
+                ih_lo = oh0 * g.stride_h - g.pad_top
+                ih_lo = ih_lo + first_inside(ih_lo, g.dilation_h) * g.dilation_h
+                ih_hi = min(g.H, (oh1 - 1) * g.stride_h - g.pad_top
+                            + (g.R - 1) * g.dilation_h + 1)
+                rows = (ih_hi - ih_lo + g.dilation_h - 1) // g.dilation_h
+                along_width(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo, rows,
+                            row_best, row_code)
+                for oh in range(oh0, oh1):
+                    down_height(g, row_best, row_code, ih_lo, oh, &y[n, c, oh, 0], code,
+                                &indices[n, c, oh, 0] if with_indices else NULL)
+                oh0 = oh1
+        free(row_best)
+        free(row_code)
         free(code)
     return failed
 
@@ -122,19 +252,21 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                floating[:, :, :, ::1] y,             # OUT (N, C, OH, OW)
                int64_t[:, :, :, ::1] indices,        # OUT (N, C, OH, OW), or None
-               Geometry g, int num_threads):
+               Geometry g, bint wide_codes, int num_threads):
+    """Max-pool ``x`` into ``y`` (and ``indices``); 64-bit codes if ``wide_codes``.
+
+    The wrapper sets ``wide_codes`` when a plane holds 2**31 elements or more.
+    """
     cdef int failed
-    # The largest code is the last column of the window's last row.
-    cdef bint narrow = (g.R - 1) * g.dilation_h * g.W + g.W <= INT32_MAX
     cdef TapSpan* spans = <TapSpan*> malloc(g.S * sizeof(TapSpan))
     if spans == NULL:
         raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
     column_spans(&g, spans)
     with nogil:
-        if narrow:
-            failed = pool_planes(x, y, indices, &g, spans, <int32_t> 0, num_threads)
-        else:
+        if wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
+        else:
+            failed = pool_planes(x, y, indices, &g, spans, <int32_t> 0, num_threads)
     free(spans)
     if failed:
-        raise MemoryError(f"could not allocate {g.OW * 8} bytes of max-pooling scratch")
+        raise MemoryError("could not allocate the max-pooling scratch")
