@@ -27,9 +27,9 @@ LEVELS = ("baseline", "avx2", "avx512")
 MODULES = ("conv_direct", "conv_gemm", "im2col", "pool_avg", "pool_max", "pool_skip",
            "scatter")
 
-#: Modules whose AVX-512 build ran slower than their AVX2 build in
-#: benchmarks/bench_isa.py: max pooling (P1 0.75-1.0x the baseline's speed at AVX-512,
-#: 0.9-1.1x at AVX2), whose short strided rows gain nothing from wider vectors.
+#: Modules whose AVX-512 build ran slower than their AVX2 build: max pooling, whose
+#: AVX-512 build was 1.2x faster on bench_pool's P1 (3x3 windows) but 0.75-0.9x as fast
+#: on P2 and on the 2x2 and 4x4 pools of Pool Skip (benchmarks/bench_isa.py).
 AVX2_IS_FASTEST = ("pool_max",)
 
 ENVIRONMENT_VARIABLE = "FASTCONV_ISA"

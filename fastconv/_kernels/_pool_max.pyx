@@ -8,7 +8,8 @@ The window maximum is taken in two passes over a band of output rows:
    kernel's rows, from contiguous rows of the first pass.
 
 Each pass starts from its first in-bounds tap and takes a later tap when it is larger
-or NaN. Taking a window's rows in order, each by its columns in order, is PyTorch's
+or NaN, folding up to three taps per sweep while the running maximum stays in a
+register. Taking a window's rows in order, each by its columns in order, is PyTorch's
 row-major scan: ties keep the first maximum, a NaN wins with the position of the
 window's last NaN, and a window of -inf keeps a real position. Rows shared by
 overlapping windows are reduced along the width once.
@@ -46,75 +47,128 @@ cdef enum:
     BAND_BYTES = 32768
 
 
-cdef inline void fold_tap(const floating* x, Py_ssize_t base, Py_ssize_t stride,
-                          Py_ssize_t j_lo, Py_ssize_t j_hi, bint first,
-                          floating* best, code_t* code) noexcept nogil:
-    """Fold ``x[base + j * stride]`` into ``best[j]`` (``code[j]``) for ``j_lo <= j < j_hi``.
+cdef inline void fold_taps(const floating* x, Py_ssize_t base, Py_ssize_t stride,
+                           Py_ssize_t step, Py_ssize_t taps, Py_ssize_t j_lo, Py_ssize_t j_hi,
+                           bint first, floating* best, code_t* code) noexcept nogil:
+    """Fold taps ``x[base + j * stride + t * step]``, ``t < taps``, into ``best[j]``.
 
-    ``first`` sets instead of folding; ``code`` may be NULL. The selects are
-    unconditional, so no branch depends on the data.
+    For ``j_lo <= j < j_hi``, with their positions into ``code[j]`` unless ``code`` is
+    NULL. ``first`` starts from tap 0 instead of from ``best`` (folding tap 0 into
+    itself then changes nothing). Called with constant ``taps`` and ``stride``, so the
+    taps unroll, the running maximum stays in a register, and the loads vectorise.
+    The selects are unconditional: no branch depends on the data.
     """
-    cdef Py_ssize_t j
-    cdef floating value
-    cdef bint take
+    cdef Py_ssize_t j, t
+    cdef floating running, value
     # Counted in code_t, which keeps the selects in 32-bit lanes where codes are 32-bit.
-    cdef code_t position = <code_t> (base + j_lo * stride)
-    if first:
-        for j in range(j_lo, j_hi):
-            best[j] = x[base + j * stride]
-        if code != NULL:
-            for j in range(j_lo, j_hi):
-                code[j] = position
-                position += <code_t> stride
-        return
+    cdef code_t found = 0, position = <code_t> (base + j_lo * stride)
+    cdef bint take
     if code == NULL:
         for j in range(j_lo, j_hi):
+            # Both starting points are loaded: a conditional load keeps a loop scalar.
             value = x[base + j * stride]
-            take = (value > best[j]) | (value != value)
-            best[j] = value if take else best[j]
+            running = best[j]
+            running = value if first else running
+            for t in range(taps):
+                value = x[base + j * stride + t * step]
+                take = (value > running) | (value != value)
+                running = value if take else running
+            best[j] = running
         return
     for j in range(j_lo, j_hi):
         value = x[base + j * stride]
-        take = (value > best[j]) | (value != value)
-        best[j] = value if take else best[j]
-        code[j] = position if take else code[j]
+        running = best[j]
+        running = value if first else running
+        found = code[j]
+        found = position if first else found
+        for t in range(taps):
+            value = x[base + j * stride + t * step]
+            take = (value > running) | (value != value)
+            running = value if take else running
+            found = <code_t> (position + t * step) if take else found
+        best[j] = running
+        code[j] = found
         position += <code_t> stride
 
 
-cdef inline void fold_tap_strided(const floating* x, Py_ssize_t base, Py_ssize_t stride,
-                                  Py_ssize_t j_lo, Py_ssize_t j_hi, bint first,
-                                  floating* best, code_t* code) noexcept nogil:
-    """:func:`fold_tap` with the common strides made constants, which vectorise."""
-    if stride == 1:
-        fold_tap(x, base, 1, j_lo, j_hi, first, best, code)
-    elif stride == 2:
-        fold_tap(x, base, 2, j_lo, j_hi, first, best, code)
-    elif stride == 4:
-        fold_tap(x, base, 4, j_lo, j_hi, first, best, code)
+cdef inline void fold_up_to_3_taps(const floating* x, Py_ssize_t base, Py_ssize_t stride,
+                                   Py_ssize_t step, Py_ssize_t taps, Py_ssize_t j_lo,
+                                   Py_ssize_t j_hi, bint first, floating* best,
+                                   code_t* code) noexcept nogil:
+    """:func:`fold_taps` with ``taps`` (1, 2 or 3) made a constant."""
+    if taps == 3:
+        fold_taps(x, base, stride, step, 3, j_lo, j_hi, first, best, code)
+    elif taps == 2:
+        fold_taps(x, base, stride, step, 2, j_lo, j_hi, first, best, code)
     else:
-        fold_tap(x, base, stride, j_lo, j_hi, first, best, code)
+        fold_taps(x, base, stride, step, 1, j_lo, j_hi, first, best, code)
 
 
-cdef inline void fold_row(const floating* row_best, const code_t* row_code, Py_ssize_t n,
-                          floating* best, code_t* code) noexcept nogil:
-    """Fold a first-pass row into the running maxima of one output row."""
-    cdef Py_ssize_t j
-    cdef code_t position
-    cdef floating value
+cdef inline void fold_column_taps(const floating* x, Py_ssize_t base, Py_ssize_t stride,
+                                  Py_ssize_t step, Py_ssize_t taps, Py_ssize_t j_lo,
+                                  Py_ssize_t j_hi, bint first, floating* best,
+                                  code_t* code) noexcept nogil:
+    """:func:`fold_up_to_3_taps` with the common strides made constants."""
+    if stride == 1:
+        fold_up_to_3_taps(x, base, 1, step, taps, j_lo, j_hi, first, best, code)
+    elif stride == 2:
+        fold_up_to_3_taps(x, base, 2, step, taps, j_lo, j_hi, first, best, code)
+    elif stride == 4:
+        fold_up_to_3_taps(x, base, 4, step, taps, j_lo, j_hi, first, best, code)
+    else:
+        fold_up_to_3_taps(x, base, stride, step, taps, j_lo, j_hi, first, best, code)
+
+
+cdef inline void fold_rows(const floating* row_best, const code_t* row_code,
+                           Py_ssize_t pitch, Py_ssize_t rows, Py_ssize_t n, bint first,
+                           floating* best, code_t* code) noexcept nogil:
+    """Fold first-pass rows ``t < rows``, ``pitch`` apart, into one output row's maxima.
+
+    As :func:`fold_taps`, with the positions read from ``row_code`` (unless ``code``
+    is NULL) and ``rows`` a constant after inlining.
+    """
+    cdef Py_ssize_t j, t
+    cdef floating running, value
+    cdef code_t found, candidate
     cdef bint take
     if code == NULL:
         for j in range(n):
             value = row_best[j]
-            take = (value > best[j]) | (value != value)
-            best[j] = value if take else best[j]
+            running = best[j]
+            running = value if first else running
+            for t in range(rows):
+                value = row_best[t * pitch + j]
+                take = (value > running) | (value != value)
+                running = value if take else running
+            best[j] = running
         return
     for j in range(n):
         value = row_best[j]
-        # Loaded unconditionally: a conditional load would keep the baseline scalar.
-        position = row_code[j]
-        take = (value > best[j]) | (value != value)
-        best[j] = value if take else best[j]
-        code[j] = position if take else code[j]
+        running = best[j]
+        running = value if first else running
+        candidate = row_code[j]
+        found = code[j]
+        found = candidate if first else found
+        for t in range(rows):
+            value = row_best[t * pitch + j]
+            candidate = row_code[t * pitch + j]
+            take = (value > running) | (value != value)
+            running = value if take else running
+            found = candidate if take else found
+        best[j] = running
+        code[j] = found
+
+
+cdef inline void fold_up_to_3_rows(const floating* row_best, const code_t* row_code,
+                                   Py_ssize_t pitch, Py_ssize_t rows, Py_ssize_t n,
+                                   bint first, floating* best, code_t* code) noexcept nogil:
+    """:func:`fold_rows` with ``rows`` (1, 2 or 3) made a constant."""
+    if rows == 3:
+        fold_rows(row_best, row_code, pitch, 3, n, first, best, code)
+    elif rows == 2:
+        fold_rows(row_best, row_code, pitch, 2, n, first, best, code)
+    else:
+        fold_rows(row_best, row_code, pitch, 1, n, first, best, code)
 
 
 cdef inline void fold_edge(const floating* plane, const Geometry* g, const TapSpan* spans,
@@ -143,21 +197,26 @@ cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* s
 
     Outputs ``inner_lo .. inner_hi`` have every kernel column inside the input.
     """
-    cdef Py_ssize_t i, s, ih, base, ow
+    cdef Py_ssize_t i, s, taps, ih, base, ow
     cdef bint contiguous = g.dilation_h == 1 and g.W == g.stride_w * g.OW
-    for s in range(g.S):
+    # Kernel columns s .. s + taps, 3 at a time.
+    for s in range(0, g.S, 3):
+        taps = min(3, g.S - s)
         if contiguous:
             # Row i's output ow is j = i * OW + ow, at input ih_lo * W + j * stride + offset.
             # Keep the reads inside the plane; what the edge outputs read is redone below.
             base = ih_lo * g.W + spans[s].offset
-            fold_tap_strided(plane, base, g.stride_w, first_inside(base, g.stride_w),
-                             min(rows * g.OW, first_beyond(base, g.stride_w, g.H * g.W)),
-                             s == 0, best, code)
+            fold_column_taps(
+                plane, base, g.stride_w, g.dilation_w, taps, first_inside(base, g.stride_w),
+                min(rows * g.OW, first_beyond(base + (taps - 1) * g.dilation_w, g.stride_w,
+                                              g.H * g.W)),
+                s == 0, best, code)
             continue
         for i in range(rows):
             ih = ih_lo + i * g.dilation_h
-            fold_tap_strided(plane, ih * g.W + spans[s].offset, g.stride_w, inner_lo, inner_hi,
-                             s == 0, best + i * g.OW, code + i * g.OW if code != NULL else NULL)
+            fold_column_taps(plane, ih * g.W + spans[s].offset, g.stride_w, g.dilation_w, taps,
+                             inner_lo, inner_hi, s == 0, best + i * g.OW,
+                             code + i * g.OW if code != NULL else NULL)
     for i in range(rows):
         ih = ih_lo + i * g.dilation_h
         for ow in range(inner_lo):
@@ -179,14 +238,11 @@ cdef void down_height(const Geometry* g, const floating* row_best, const code_t*
     cdef Py_ssize_t i0 = (top + r0 * g.dilation_h - ih_lo) // g.dilation_h
     cdef Py_ssize_t r, ow
     cdef bint with_code = argmax != NULL
-    for ow in range(g.OW):
-        y[ow] = row_best[i0 * g.OW + ow]
-    if with_code:
-        for ow in range(g.OW):
-            code[ow] = row_code[i0 * g.OW + ow]
-    for r in range(1, r1 - r0):
-        fold_row(row_best + (i0 + r) * g.OW, row_code + (i0 + r) * g.OW if with_code else NULL,
-                 g.OW, y, code if with_code else NULL)
+    # Kernel rows r0 + r .. r0 + r + 3 at a time.
+    for r in range(0, r1 - r0, 3):
+        fold_up_to_3_rows(row_best + (i0 + r) * g.OW,
+                          row_code + (i0 + r) * g.OW if with_code else NULL, g.OW,
+                          min(3, r1 - r0 - r), g.OW, r == 0, y, code if with_code else NULL)
     if with_code:
         for ow in range(g.OW):
             argmax[ow] = code[ow]
