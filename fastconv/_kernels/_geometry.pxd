@@ -1,3 +1,6 @@
+from libc.stdlib cimport malloc
+
+
 # The shape of one 2-D convolution, computed and checked by fastconv._params.
 # x is (N, C, H, W), weight (K, C // groups, R, S), y (N, K, OH, OW); every kernel
 # trusts these numbers: the Python wrapper proved them consistent with the arrays.
@@ -44,7 +47,86 @@ cdef inline TapSpan tap_span(const Geometry* g, Py_ssize_t s) noexcept nogil:
     return span
 
 
-cdef inline void column_spans(const Geometry* g, TapSpan* spans) noexcept nogil:
+cdef inline TapSpan* column_spans(const Geometry* g) noexcept nogil:
+    """Every kernel column's span, in a new array the caller frees; NULL if out of memory."""
     cdef Py_ssize_t s
+    cdef TapSpan* spans = <TapSpan*> malloc(g.S * sizeof(TapSpan))
+    if spans != NULL:
+        for s in range(g.S):
+            spans[s] = tap_span(g, s)
+    return spans
+
+
+# Two-pass pooling (max and average): a band of output rows is reduced first along the
+# width, for every input row its windows touch, then down the height.
+cdef enum:
+    # Bytes of first-pass results per band: within the L1 and L2 caches.
+    BAND_BYTES = 32768
+
+
+cdef inline Py_ssize_t band_height(const Geometry* g, Py_ssize_t bytes_per_output) noexcept nogil:
+    """Output rows per band.
+
+    Bands share first-pass rows when windows overlap and are contiguous (dilation 1,
+    stride at most the kernel); otherwise a band is one output row, whose first pass
+    covers its own window rows only.
+    """
+    if g.dilation_h == 1 and g.stride_h <= g.R:
+        return max(1, BAND_BYTES // (bytes_per_output * g.OW * g.stride_h))
+    return 1
+
+
+cdef inline Py_ssize_t band_top(const Geometry* g, Py_ssize_t oh0) noexcept nogil:
+    """The first input row that the windows of output rows from ``oh0`` read."""
+    cdef Py_ssize_t top = oh0 * g.stride_h - g.pad_top
+    return top + first_inside(top, g.dilation_h) * g.dilation_h
+
+
+cdef inline Py_ssize_t band_rows(const Geometry* g, Py_ssize_t ih_lo,
+                                 Py_ssize_t oh1) noexcept nogil:
+    """How many input rows ``ih_lo + i * dilation_h`` output rows up to ``oh1`` read.
+
+    From the band's :func:`band_top`; :func:`band_height` bounds the count by
+    ``(band - 1) * stride_h + R``.
+    """
+    cdef Py_ssize_t ih_hi = min(g.H, (oh1 - 1) * g.stride_h - g.pad_top
+                                + (g.R - 1) * g.dilation_h + 1)
+    return (ih_hi - ih_lo + g.dilation_h - 1) // g.dilation_h
+
+
+cdef inline Py_ssize_t window_rows(const Geometry* g, Py_ssize_t oh) noexcept nogil:
+    """How many kernel rows of output row ``oh`` lie inside the input."""
+    cdef Py_ssize_t top = oh * g.stride_h - g.pad_top
+    cdef Py_ssize_t r0 = first_inside(top, g.dilation_h)
+    return clamp(first_beyond(top, g.dilation_h, g.H), r0, g.R) - r0
+
+
+cdef inline Py_ssize_t window_first_row(const Geometry* g, Py_ssize_t oh,
+                                        Py_ssize_t ih_lo) noexcept nogil:
+    """The first in-bounds kernel row of output row ``oh``, among a band's rows.
+
+    Counted in the band's rows from its :func:`band_top` ``ih_lo``; the window's other
+    rows follow one band row apart.
+    """
+    return (band_top(g, oh) - ih_lo) // g.dilation_h
+
+
+cdef inline bint rows_join(const Geometry* g) noexcept nogil:
+    """Whether a band's first pass can sweep all its rows as one run.
+
+    When the width is ``stride_w * OW`` and the rows are consecutive, input element
+    ``(ih, ow * stride_w + offset)`` sits ``stride_w`` elements after the previous
+    output's, even from the end of one row to the start of the next.
+    """
+    return g.dilation_h == 1 and g.W == g.stride_w * g.OW
+
+
+cdef inline void inner_columns(const Geometry* g, const TapSpan* spans, Py_ssize_t* lo,
+                               Py_ssize_t* hi) noexcept nogil:
+    """The outputs ``lo[0] .. hi[0]`` whose every kernel column lies inside the input."""
+    cdef Py_ssize_t s
+    lo[0], hi[0] = 0, g.OW
     for s in range(g.S):
-        spans[s] = tap_span(g, s)
+        lo[0] = max(lo[0], spans[s].lo)
+        hi[0] = min(hi[0], spans[s].hi)
+    hi[0] = max(lo[0], hi[0])

@@ -13,10 +13,17 @@ from libc.string cimport memset
 from fastconv._kernels._geometry cimport (
     Geometry,
     TapSpan,
+    band_height,
+    band_rows,
+    band_top,
     clamp,
+    column_spans,
     first_beyond,
     first_inside,
-    tap_span,
+    inner_columns,
+    rows_join,
+    window_first_row,
+    window_rows,
 )
 
 # What a window accumulates (see window_row).
@@ -35,11 +42,146 @@ cdef inline double lp_term(double value, double p) noexcept nogil:
     return pow(fabs(value), p)
 
 
-cdef inline void add_tap(double* acc, const floating* x_row, Py_ssize_t lo, Py_ssize_t hi,
-                         Py_ssize_t stride, Py_ssize_t offset) noexcept nogil:
-    cdef Py_ssize_t ow
-    for ow in range(lo, hi):
-        acc[ow] += x_row[ow * stride + offset]
+ctypedef fused summand:
+    # What a sweep adds: input elements, or the first pass's float64 row sums.
+    float
+    double
+
+
+cdef inline void add_taps(double* acc, const summand* x, Py_ssize_t base, Py_ssize_t stride,
+                          Py_ssize_t step, Py_ssize_t taps, Py_ssize_t j_lo, Py_ssize_t j_hi,
+                          bint first) noexcept nogil:
+    """``acc[j] += x[base + j * stride + t * step]`` for ``t < taps`` in turn.
+
+    For ``j_lo <= j < j_hi``; ``first`` starts the sums from 0 instead of ``acc``.
+    Called with constant ``taps`` and ``stride``, so the taps unroll, the running sum
+    stays in a register, and the loads vectorise.
+    """
+    cdef Py_ssize_t j, t
+    cdef double total
+    for j in range(j_lo, j_hi):
+        # Loaded either way: a conditional load would keep the loop scalar.
+        total = acc[j]
+        total = 0 if first else total
+        for t in range(taps):
+            total += x[base + j * stride + t * step]
+        acc[j] = total
+
+
+cdef inline void add_up_to_3_taps(double* acc, const summand* x, Py_ssize_t base,
+                                  Py_ssize_t stride, Py_ssize_t step, Py_ssize_t taps,
+                                  Py_ssize_t j_lo, Py_ssize_t j_hi, bint first) noexcept nogil:
+    """:func:`add_taps` with ``taps`` (1, 2 or 3) made a constant."""
+    if taps == 3:
+        add_taps(acc, x, base, stride, step, 3, j_lo, j_hi, first)
+    elif taps == 2:
+        add_taps(acc, x, base, stride, step, 2, j_lo, j_hi, first)
+    else:
+        add_taps(acc, x, base, stride, step, 1, j_lo, j_hi, first)
+
+
+cdef inline void add_strided_taps(double* acc, const summand* x, Py_ssize_t base,
+                                  Py_ssize_t stride, Py_ssize_t step, Py_ssize_t taps,
+                                  Py_ssize_t j_lo, Py_ssize_t j_hi, bint first) noexcept nogil:
+    """:func:`add_up_to_3_taps` with the common strides made constants."""
+    if stride == 1:
+        add_up_to_3_taps(acc, x, base, 1, step, taps, j_lo, j_hi, first)
+    elif stride == 2:
+        add_up_to_3_taps(acc, x, base, 2, step, taps, j_lo, j_hi, first)
+    else:
+        add_up_to_3_taps(acc, x, base, stride, step, taps, j_lo, j_hi, first)
+
+
+cdef inline double edge_sum(const floating* plane, const Geometry* g, const TapSpan* spans,
+                            Py_ssize_t ih, Py_ssize_t ow) noexcept nogil:
+    """The sum of the in-bounds columns of window ``ow`` in input row ``ih``."""
+    cdef Py_ssize_t s
+    cdef double total = 0
+    for s in range(g.S):
+        if spans[s].lo <= ow < spans[s].hi:
+            total += plane[ih * g.W + ow * g.stride_w + spans[s].offset]
+    return total
+
+
+cdef void row_sums(const floating* plane, const Geometry* g, const TapSpan* spans,
+                   Py_ssize_t inner_lo, Py_ssize_t inner_hi, Py_ssize_t ih_lo, Py_ssize_t rows,
+                   double* sums) noexcept nogil:
+    """First pass of average pooling: window-row sums of rows ``ih_lo + i * dilation_h``.
+
+    Into ``rows`` rows of OW. Outputs ``inner_lo .. inner_hi`` have every kernel column
+    inside the input; the others add their in-bounds columns one by one.
+    """
+    cdef Py_ssize_t i, s, taps, base, ow
+    # Kernel columns s .. s + taps, 3 at a time, in order.
+    for s in range(0, g.S, 3):
+        taps = min(3, g.S - s)
+        if rows_join(g):
+            # Keep the reads inside the plane; what the edge outputs read is redone below.
+            base = ih_lo * g.W + spans[s].offset
+            add_strided_taps(sums, plane, base, g.stride_w, g.dilation_w, taps,
+                             first_inside(base, g.stride_w),
+                             min(rows * g.OW, first_beyond(base + (taps - 1) * g.dilation_w,
+                                                           g.stride_w, g.H * g.W)),
+                             s == 0)
+            continue
+        for i in range(rows):
+            add_strided_taps(sums + i * g.OW, plane,
+                             (ih_lo + i * g.dilation_h) * g.W + spans[s].offset, g.stride_w,
+                             g.dilation_w, taps, inner_lo, inner_hi, s == 0)
+    for i in range(rows):
+        for ow in range(inner_lo):
+            sums[i * g.OW + ow] = edge_sum(plane, g, spans, ih_lo + i * g.dilation_h, ow)
+        for ow in range(inner_hi, g.OW):
+            sums[i * g.OW + ow] = edge_sum(plane, g, spans, ih_lo + i * g.dilation_h, ow)
+
+
+cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                        const double[::1] row_divisor, const double[::1] col_divisor,
+                        const Geometry* g, const TapSpan* spans, int num_threads) noexcept nogil:
+    """Average pooling in two passes over bands of output rows (see ``_geometry.pxd``).
+
+    Each sum adds the window's row sums in order, in float64. Returns 1 if scratch
+    allocation failed.
+    """
+    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, i0, rows, r, ow, inner_lo, inner_hi
+    cdef Py_ssize_t band = band_height(g, sizeof(double))
+    cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
+    cdef double* sums = NULL
+    cdef double* acc = NULL
+    cdef floating* y_row
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    inner_columns(g, spans, &inner_lo, &inner_hi)
+    with parallel(num_threads=num_threads):
+        sums = <double*> malloc(band_size * sizeof(double))
+        acc = <double*> malloc(g.OW * sizeof(double))
+        if sums == NULL or acc == NULL:
+            failed_flag[0] = 1
+        for plane in prange(g.N * g.C, schedule="static"):
+            if sums == NULL or acc == NULL:
+                continue
+            n = plane // g.C
+            c = plane - n * g.C
+            oh0 = 0
+            while oh0 < g.OH:
+                oh1 = min(g.OH, oh0 + band)
+                ih_lo = band_top(g, oh0)
+                row_sums(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo,
+                         band_rows(g, ih_lo, oh1), sums)
+                for oh in range(oh0, oh1):
+                    i0 = window_first_row(g, oh, ih_lo)
+                    rows = window_rows(g, oh)
+                    # The window's rows r .. r + 3 at a time, in order.
+                    for r in range(0, rows, 3):
+                        add_strided_taps(acc, sums, (i0 + r) * g.OW, 1, g.OW, min(3, rows - r),
+                                         0, g.OW, r == 0)
+                    y_row = &y[n, c, oh, 0]
+                    for ow in range(g.OW):
+                        y_row[ow] = <floating> (acc[ow] / (row_divisor[oh] * col_divisor[ow]))
+                oh0 = oh1
+        free(sums)
+        free(acc)
+    return failed
 
 
 cdef inline void row_taps(const Geometry* g, Py_ssize_t oh, Py_ssize_t* top,
@@ -50,11 +192,10 @@ cdef inline void row_taps(const Geometry* g, Py_ssize_t oh, Py_ssize_t* top,
     r1[0] = clamp(first_beyond(top[0], g.dilation_h, g.H), r0[0], g.R)
 
 
-cdef void window_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
-                     Reduction reduction, double p, double* acc) noexcept nogil:
-    """``acc[ow]`` = the reduction over the in-bounds elements of window (oh, ow)."""
+cdef void window_row(const floating* plane, const Geometry* g, const TapSpan* spans,
+                     Py_ssize_t oh, Reduction reduction, double p, double* acc) noexcept nogil:
+    """``acc[ow]`` = the p-norm reduction (POWER_SUM or ABS_MAX) over window (oh, ow)."""
     cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow
-    cdef TapSpan span
     cdef const floating* x_row
     cdef double term
     row_taps(g, oh, &top, &r0, &r1)
@@ -62,16 +203,8 @@ cdef void window_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
     for r in range(r0, r1):
         x_row = plane + (top + r * g.dilation_h) * g.W
         for s in range(g.S):
-            span = tap_span(g, s)
-            offset, lo, hi = span.offset, span.lo, span.hi
-            # Constant strides let the compiler vectorise the strided loads.
-            if reduction == SUM and g.stride_w == 1:
-                add_tap(acc, x_row, lo, hi, 1, offset)
-            elif reduction == SUM and g.stride_w == 2:
-                add_tap(acc, x_row, lo, hi, 2, offset)
-            elif reduction == SUM:
-                add_tap(acc, x_row, lo, hi, g.stride_w, offset)
-            elif reduction == POWER_SUM:
+            offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
+            if reduction == POWER_SUM:
                 for ow in range(lo, hi):
                     acc[ow] += lp_term(x_row[ow * g.stride_w + offset], p)
             else:
@@ -82,7 +215,7 @@ cdef void window_row(const floating* plane, const Geometry* g, Py_ssize_t oh,
 
 
 cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geometry* g,
-                     Py_ssize_t oh, Reduction reduction, double p,
+                     const TapSpan* spans, Py_ssize_t oh, Reduction reduction, double p,
                      const double* scale) noexcept nogil:
     """Add each window's share of ``scale[ow]`` to its in-bounds input elements.
 
@@ -90,7 +223,6 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
     x is zero); ABS_MAX adds ``scale * sign(x)`` at the window's first largest |x|.
     """
     cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow, iw, at
-    cdef TapSpan span
     cdef floating* grad_row
     cdef const floating* x_row
     cdef double value, best
@@ -113,8 +245,7 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
         grad_row = grad_plane + (top + r * g.dilation_h) * g.W
         x_row = x_plane + (top + r * g.dilation_h) * g.W
         for s in range(g.S):
-            span = tap_span(g, s)
-            offset, lo, hi = span.offset, span.lo, span.hi
+            offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
             if reduction == SUM:
                 for ow in range(lo, hi):
                     grad_row[ow * g.stride_w + offset] += scale[ow]
@@ -124,6 +255,39 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
                     if value != 0:
                         grad_row[ow * g.stride_w + offset] += (
                             scale[ow] * lp_term(value, p - 1) * (1 if value > 0 else -1))
+
+
+cdef int norm_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                     const double[::1] row_divisor, const double[::1] col_divisor,
+                     const Geometry* g, const TapSpan* spans, Reduction reduction, double p,
+                     int num_threads) noexcept nogil:
+    """LP pooling, one output row at a time; return 1 if scratch allocation failed."""
+    cdef Py_ssize_t plane, n, c, oh, ow
+    cdef double* acc = NULL
+    cdef floating* y_row
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    with parallel(num_threads=num_threads):
+        acc = <double*> malloc(g.OW * sizeof(double))
+        if acc == NULL:
+            failed_flag[0] = 1
+        for plane in prange(g.N * g.C, schedule="static"):
+            if acc == NULL:
+                continue
+            n = plane // g.C
+            c = plane - n * g.C
+            for oh in range(g.OH):
+                window_row(&x[n, c, 0, 0], g, spans, oh, reduction, p, acc)
+                y_row = &y[n, c, oh, 0]
+                if reduction == POWER_SUM:
+                    for ow in range(g.OW):
+                        y_row[ow] = <floating> pow(
+                            acc[ow] / (row_divisor[oh] * col_divisor[ow]), 1 / p)
+                else:
+                    for ow in range(g.OW):
+                        y_row[ow] = <floating> (acc[ow] / (row_divisor[oh] * col_divisor[ow]))
+        free(acc)
+    return failed
 
 
 cdef inline Reduction reduction_of(double p) noexcept nogil:
@@ -141,30 +305,20 @@ def pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
     The reduction is the window sum for p = 0 (average pooling), else its p-norm
     ``(sum of |x| ** p) ** (1 / p)``, the largest |x| for p = inf.
     """
-    cdef Py_ssize_t plane, n, c, oh, ow
     cdef Reduction reduction = reduction_of(p)
-    cdef double* acc = NULL
-    cdef double value
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
-    with nogil, parallel(num_threads=num_threads):
-        acc = <double*> malloc(g.OW * sizeof(double))
-        if acc == NULL:
-            failed_flag[0] = 1
-        for plane in prange(g.N * g.C, schedule="static"):
-            if acc == NULL:
-                continue
-            n = plane // g.C
-            c = plane - n * g.C
-            for oh in range(g.OH):
-                window_row(&x[n, c, 0, 0], &g, oh, reduction, p, acc)
-                for ow in range(g.OW):
-                    value = acc[ow] / (row_divisor[oh] * col_divisor[ow])
-                    y[n, c, oh, ow] = <floating> (
-                        pow(value, 1 / p) if reduction == POWER_SUM else value)
-        free(acc)
+    cdef int failed
+    cdef TapSpan* spans = column_spans(&g)
+    if spans == NULL:
+        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
+    with nogil:
+        if reduction == SUM:
+            failed = average_planes(x, y, row_divisor, col_divisor, &g, spans, num_threads)
+        else:
+            failed = norm_planes(x, y, row_divisor, col_divisor, &g, spans, reduction, p,
+                                 num_threads)
+    free(spans)
     if failed:
-        raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")
+        raise MemoryError("could not allocate the pooling scratch")
 
 
 def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
@@ -184,6 +338,9 @@ def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
     cdef double norm
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    cdef TapSpan* spans = column_spans(&g)
+    if spans == NULL:
+        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
     with nogil, parallel(num_threads=num_threads):
         scale = <double*> malloc(g.OW * sizeof(double))
         if scale == NULL:
@@ -196,7 +353,7 @@ def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
             memset(&grad_x[n, c, 0, 0], 0, g.H * g.W * sizeof(floating))
             for oh in range(g.OH):
                 if reduction == POWER_SUM:
-                    window_row(&x[n, c, 0, 0], &g, oh, reduction, p, scale)
+                    window_row(&x[n, c, 0, 0], &g, spans, oh, reduction, p, scale)
                     for ow in range(g.OW):
                         # grad_y * y ** (1 - p) with y = sum ** (1 / p)
                         norm = scale[ow] / (row_divisor[oh] * col_divisor[ow])
@@ -206,7 +363,8 @@ def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
                     for ow in range(g.OW):
                         scale[ow] = grad_y[n, c, oh, ow] / (row_divisor[oh] * col_divisor[ow])
                 spread_row(&grad_x[n, c, 0, 0], &x[n, c, 0, 0] if reduction != SUM else NULL,
-                           &g, oh, reduction, p, scale)
+                           &g, spans, oh, reduction, p, scale)
         free(scale)
+    free(spans)
     if failed:
         raise MemoryError(f"could not allocate {g.OW * 8} bytes of pooling scratch")

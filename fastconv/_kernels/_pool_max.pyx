@@ -32,20 +32,21 @@ from libc.stdlib cimport free, malloc
 from fastconv._kernels._geometry cimport (
     Geometry,
     TapSpan,
-    clamp,
+    band_height,
+    band_rows,
+    band_top,
     column_spans,
     first_beyond,
     first_inside,
+    inner_columns,
+    rows_join,
+    window_first_row,
+    window_rows,
 )
 
 ctypedef fused code_t:
     int32_t
     int64_t
-
-cdef enum:
-    # Bytes of first-pass results one band aims at: within the L1 and L2 caches.
-    BAND_BYTES = 32768
-
 
 cdef inline void fold_taps(const floating* x, Py_ssize_t base, Py_ssize_t stride,
                            Py_ssize_t step, Py_ssize_t taps, Py_ssize_t j_lo, Py_ssize_t j_hi,
@@ -198,7 +199,7 @@ cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* s
     Outputs ``inner_lo .. inner_hi`` have every kernel column inside the input.
     """
     cdef Py_ssize_t i, s, taps, ih, base, ow
-    cdef bint contiguous = g.dilation_h == 1 and g.W == g.stride_w * g.OW
+    cdef bint contiguous = rows_join(g)
     # Kernel columns s .. s + taps, 3 at a time.
     for s in range(0, g.S, 3):
         taps = min(3, g.S - s)
@@ -231,18 +232,14 @@ cdef void down_height(const Geometry* g, const floating* row_best, const code_t*
                       Py_ssize_t ih_lo, Py_ssize_t oh, floating* y, code_t* code,
                       int64_t* argmax) noexcept nogil:
     """Second pass: output row ``oh`` from the first-pass rows of input rows from ``ih_lo``."""
-    cdef Py_ssize_t top = oh * g.stride_h - g.pad_top
-    cdef Py_ssize_t r0 = first_inside(top, g.dilation_h)
-    cdef Py_ssize_t r1 = clamp(first_beyond(top, g.dilation_h, g.H), r0, g.R)
-    # First-pass row of tap r0; later taps follow one row apart.
-    cdef Py_ssize_t i0 = (top + r0 * g.dilation_h - ih_lo) // g.dilation_h
+    cdef Py_ssize_t i0 = window_first_row(g, oh, ih_lo), rows = window_rows(g, oh)
     cdef Py_ssize_t r, ow
     cdef bint with_code = argmax != NULL
-    # Kernel rows r0 + r .. r0 + r + 3 at a time.
-    for r in range(0, r1 - r0, 3):
+    # The window's rows r .. r + 3 at a time.
+    for r in range(0, rows, 3):
         fold_up_to_3_rows(row_best + (i0 + r) * g.OW,
                           row_code + (i0 + r) * g.OW if with_code else NULL, g.OW,
-                          min(3, r1 - r0 - r), g.OW, r == 0, y, code if with_code else NULL)
+                          min(3, rows - r), g.OW, r == 0, y, code if with_code else NULL)
     if with_code:
         for ow in range(g.OW):
             argmax[ow] = code[ow]
@@ -252,30 +249,20 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                      int64_t[:, :, :, ::1] indices, const Geometry* g, const TapSpan* spans,
                      code_t code_type, int num_threads) noexcept nogil:
     """Pool every plane with codes of ``code_t``; return 1 if scratch allocation failed."""
-    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, ih_hi, rows, s
-    cdef Py_ssize_t inner_lo = 0, inner_hi = g.OW
-    cdef Py_ssize_t band, band_rows
+    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, rows, inner_lo, inner_hi
+    cdef Py_ssize_t band = band_height(g, sizeof(floating) + sizeof(code_t))
+    cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
     cdef bint with_indices = indices is not None, ready
     cdef floating* row_best = NULL
     cdef code_t* row_code = NULL
     cdef code_t* code = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    for s in range(g.S):
-        inner_lo = max(inner_lo, spans[s].lo)
-        inner_hi = min(inner_hi, spans[s].hi)
-    inner_hi = max(inner_lo, inner_hi)
-    # Output rows per band. Bands share first-pass rows when windows overlap and are
-    # contiguous (dilation 1, stride at most the kernel); otherwise one output row each,
-    # whose first pass covers its own window rows only.
-    band = 1
-    if g.dilation_h == 1 and g.stride_h <= g.R:
-        band = max(1, BAND_BYTES // ((sizeof(floating) + sizeof(code_t)) * g.OW * g.stride_h))
-    band_rows = (band - 1) * g.stride_h + g.R
+    inner_columns(g, spans, &inner_lo, &inner_hi)
     with parallel(num_threads=num_threads):
-        row_best = <floating*> malloc(band_rows * g.OW * sizeof(floating))
+        row_best = <floating*> malloc(band_size * sizeof(floating))
         if with_indices:
-            row_code = <code_t*> malloc(band_rows * g.OW * sizeof(code_t))
+            row_code = <code_t*> malloc(band_size * sizeof(code_t))
             code = <code_t*> malloc(g.OW * sizeof(code_t))
         ready = row_best != NULL and not (with_indices and (row_code == NULL or code == NULL))
         if not ready:
@@ -288,11 +275,8 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             oh0 = 0
             while oh0 < g.OH:
                 oh1 = min(g.OH, oh0 + band)
-                ih_lo = oh0 * g.stride_h - g.pad_top
-                ih_lo = ih_lo + first_inside(ih_lo, g.dilation_h) * g.dilation_h
-                ih_hi = min(g.H, (oh1 - 1) * g.stride_h - g.pad_top
-                            + (g.R - 1) * g.dilation_h + 1)
-                rows = (ih_hi - ih_lo + g.dilation_h - 1) // g.dilation_h
+                ih_lo = band_top(g, oh0)
+                rows = band_rows(g, ih_lo, oh1)
                 along_width(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo, rows,
                             row_best, row_code)
                 for oh in range(oh0, oh1):
@@ -314,10 +298,9 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     The wrapper sets ``wide_codes`` when a plane holds 2**31 elements or more.
     """
     cdef int failed
-    cdef TapSpan* spans = <TapSpan*> malloc(g.S * sizeof(TapSpan))
+    cdef TapSpan* spans = column_spans(&g)
     if spans == NULL:
         raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
-    column_spans(&g, spans)
     with nogil:
         if wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
