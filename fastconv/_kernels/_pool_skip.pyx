@@ -67,7 +67,7 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, row_len = (W + 2 * pad_w) * K
     cdef Py_ssize_t bands = (H + band - 1) // band
-    cdef Py_ssize_t item, n, oh0, oh1, ph_lo, ph_hi, c, p, q, ih, iw, oh, ow, r, k
+    cdef Py_ssize_t item, n, oh0, oh1, ph_lo, ph_hi, c, ph, p, ih, iw, oh, ow, r, r0, r1, k
     cdef bint has_bias = bias is not None
     cdef floating v
     cdef floating* acc = NULL
@@ -98,19 +98,24 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             if ph_hi > OH - 1:
                 ph_hi = OH - 1
             for c in range(C):
-                for p in range(ph_lo * OW, (ph_hi + 1) * OW):
-                    q = indices[n, c, p]
-                    ih = q // W
-                    iw = q % W
-                    v = pooled[n, c, p]
-                    for r in range(R):
-                        oh = ih + pad_h - r
-                        if oh < oh0 or oh >= oh1:
-                            continue
-                        a = acc + (oh - oh0) * row_len + iw * K
-                        w = &weight_t[c, r, 0, 0]
-                        for k in range(span):
-                            a[k] += v * w[k]
+                for ph in range(ph_lo, ph_hi + 1):
+                    for p in range(ph * OW, (ph + 1) * OW):
+                        # The maximum lies in its block's e_h rows from ph * e_h: its
+                        # row and column without a division.
+                        ih = ph * e_h
+                        iw = indices[n, c, p] - ih * W
+                        while iw >= W:
+                            iw = iw - W
+                            ih = ih + 1
+                        v = pooled[n, c, p]
+                        # Filter rows r put it in output row ih + pad_h - r of the band.
+                        r0 = ih + pad_h - oh1 + 1 if ih + pad_h - oh1 + 1 > 0 else 0
+                        r1 = ih + pad_h - oh0 + 1 if ih + pad_h - oh0 + 1 < R else R
+                        for r in range(r0, r1):
+                            a = acc + (ih + pad_h - r - oh0) * row_len + iw * K
+                            w = &weight_t[c, r, 0, 0]
+                            for k in range(span):
+                                a[k] += v * w[k]
             for k in range(K):
                 for oh in range(oh0, oh1):
                     a = acc + (oh - oh0) * row_len + pad_w * K + k
