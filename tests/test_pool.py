@@ -132,7 +132,7 @@ def test_max_pool2d_on_large_planes_matches_torch(case, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", MAX_CASES + LARGE_MAX_CASES[:3])
 def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
-    # Planes of 2**31 elements or more keep positions in 64 bits; the same kernel runs
+    # Planes of 2**30 elements or more keep positions in 64 bits; the same kernel runs
     # here on small planes, which must give the same result as with 32-bit codes.
     from fastconv._dispatch import KERNELS
     from fastconv._params import pool_geometry

@@ -1,8 +1,11 @@
 """Average and LP pooling, forward and backward: one (n, c) plane per work item.
 
-A window's terms are summed in float64, tap by tap in row-major window order, with the
-innermost loop along the output width; the backward passes add into each input element
-in the same fixed order. So results do not depend on the thread count.
+Average pooling runs in two passes over bands of output rows, like max pooling: the
+float64 sum of each window's row along the width, for every input row the band needs,
+then the sum of a window's row sums down the height, in order. LP pooling sums a
+window's terms in float64 tap by tap in row-major window order. The innermost loops
+run along the output width; the backward passes add into each input element in a
+fixed order. So results do not depend on the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange

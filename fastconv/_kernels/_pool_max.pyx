@@ -22,7 +22,8 @@ one. Otherwise it runs row by row over the outputs inside the edges.
 
 A position is kept as a "code" ``ih * W + iw``. A 32-bit code lets the compiler keep
 the data-dependent selects branch-free in SIMD registers beside float32 and float64
-values; 64-bit codes serve planes of 2**31 elements or more.
+values; 64-bit codes serve planes of 2**30 elements or more (the sweeps count a code
+a few strides past the plane's last element, which must not overflow).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -295,7 +296,7 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                Geometry g, bint wide_codes, int num_threads):
     """Max-pool ``x`` into ``y`` (and ``indices``); 64-bit codes if ``wide_codes``.
 
-    The wrapper sets ``wide_codes`` when a plane holds 2**31 elements or more.
+    The wrapper sets ``wide_codes`` when a plane holds 2**30 elements or more.
     """
     cdef int failed
     cdef TapSpan* spans = column_spans(&g)
