@@ -44,6 +44,36 @@ cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept
     return total
 
 
+cdef inline void add_products(floating* dots, const floating* w, Py_ssize_t w_pitch,
+                              const floating* g, Py_ssize_t g_pitch, Py_ssize_t rows,
+                              Py_ssize_t count) noexcept nogil:
+    """``dots[k] += w[t * w_pitch + k] * g[t * g_pitch + k]`` for ``t < rows`` in turn.
+
+    For ``k < count``. With ``rows`` a constant after inlining, the running sum stays in
+    a register across the rows: the same operations, in the same order, as row by row.
+    """
+    cdef Py_ssize_t k, t
+    cdef floating total
+    for k in range(count):
+        total = dots[k]
+        for t in range(rows):
+            total += w[t * w_pitch + k] * g[t * g_pitch + k]
+        dots[k] = total
+
+
+cdef inline void add_products_of_up_to_3(floating* dots, const floating* w,
+                                         Py_ssize_t w_pitch, const floating* g,
+                                         Py_ssize_t g_pitch, Py_ssize_t rows,
+                                         Py_ssize_t count) noexcept nogil:
+    """:func:`add_products` with ``rows`` (1, 2 or 3) made a constant."""
+    if rows == 3:
+        add_products(dots, w, w_pitch, g, g_pitch, 3, count)
+    elif rows == 2:
+        add_products(dots, w, w_pitch, g, g_pitch, 2, count)
+    else:
+        add_products(dots, w, w_pitch, g, g_pitch, 1, count)
+
+
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
             const int64_t[:, :, ::1] indices,           # IN  (N, C, OH*OW), in [0, H*W)
             const floating[:, :, ::1] pooled,           # IN  (N, C, OH*OW)
@@ -146,13 +176,11 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
     cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
-    cdef Py_ssize_t n, c, p, q, ih, iw, oh, r, s_lo, s_hi, span, k
+    cdef Py_ssize_t n, c, p, q, ih, iw, r, r0, r1, s_lo, s_hi, span, k
     cdef floating v
     cdef floating* dots = NULL
-    cdef floating* d
     cdef floating* gw
     cdef const floating* g
-    cdef const floating* w
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
@@ -172,18 +200,21 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                         s_lo = pad_w - iw if iw < pad_w else 0
                         s_hi = W + pad_w - iw if W + pad_w - iw < S else S
                         span = (s_hi - s_lo) * K
+                        # Filter rows r0 .. r1 reach output rows inside the image.
+                        r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
+                        r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
                         memset(dots, 0, S * K * sizeof(floating))
-                        for r in range(R):
-                            oh = ih + pad_h - r
-                            if oh < 0 or oh >= H:
-                                continue
-                            g = &grad_t[n, oh, iw - pad_w + s_lo, 0]
-                            w = &weight_t[c, r, s_lo, 0]
+                        for r in range(r0, r1):
+                            g = &grad_t[n, ih + pad_h - r, iw - pad_w + s_lo, 0]
                             gw = &grad_weight_t[c, r, s_lo, 0]
-                            d = dots + s_lo * K
                             for k in range(span):
                                 gw[k] += v * g[k]
-                                d[k] += w[k] * g[k]
+                        # Row r's gradient lies W * K before row r - 1's.
+                        for r in range(r0, r1, 3):
+                            add_products_of_up_to_3(
+                                dots + s_lo * K, &weight_t[c, r, s_lo, 0], S * K,
+                                &grad_t[n, ih + pad_h - r, iw - pad_w + s_lo, 0], -W * K,
+                                min(3, r1 - r), span)
                         grad_x[n, c, q] += lane_sum(dots, S * K)
                 free(dots)
             if failed:
