@@ -14,7 +14,7 @@ writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -100,14 +100,16 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef Py_ssize_t item, n, oh0, oh1, ph_lo, ph_hi, c, ph, p, ih, iw, oh, ow, r, r0, r1, k
     cdef bint has_bias = bias is not None
     cdef floating v
+    cdef void* raw = NULL
     cdef floating* acc = NULL
     cdef floating* a
     cdef const floating* w
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil, parallel(num_threads=num_threads):
-        acc = <floating*> malloc(band * row_len * sizeof(floating))
-        if acc == NULL:
+        raw = malloc(band * row_len * sizeof(floating) + 64)
+        acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
+        if raw == NULL:
             failed_flag[0] = 1
         for item in prange(x.shape[0] * bands, schedule="static"):
             if failed_flag[0]:
@@ -151,7 +153,7 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                     a = acc + (oh - oh0) * row_len + pad_w * K + k
                     for ow in range(W):
                         y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + a[ow * K]
-        free(acc)
+        free(raw)
     if failed:
         raise MemoryError("pool_skip: no memory for a band buffer")
 
