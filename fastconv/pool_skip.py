@@ -163,7 +163,8 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     grad_x = np.array(grad_y, order="C", copy=True)
     grad_weight_t = _aligned_copy(np.zeros(maxima.weight_t.shape, dtype=grad_y.dtype))
     KERNELS.pool_skip.backward(grad_t, maxima.indices, maxima.pooled, maxima.weight_t,
-                               grad_weight_t, grad_x.reshape(N, C, H * W), num_threads)
+                               grad_weight_t, grad_x.reshape(N, C, H * W), maxima.e_h,
+                               maxima.pooled_w, num_threads)
     grad_weight = np.ascontiguousarray(grad_weight_t[:, :, ::-1].transpose(3, 0, 1, 2))
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
     return grad_x, grad_weight, grad_bias

@@ -21,27 +21,129 @@ from libc.string cimport memset
 
 cdef enum:
     LANES = 16
+    # Maxima per sweep of the weight gradient.
+    GROUP = 8
 
 
 cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept nogil:
-    """Sum ``values[:count]`` in a fixed order: LANES running sums, then the lanes, then the tail.
+    """Sum ``values[:count]`` in a fixed order: LANES running sums, halved pairwise, then the tail.
 
     A left-to-right sum is one long chain of dependent additions; LANES independent
-    ones vectorise without any reordering that could depend on the build.
+    ones vectorise, and halving them pairwise keeps the final chain short, without any
+    reordering that could depend on the build.
     """
     cdef floating lanes[LANES]
-    cdef floating total = 0
     cdef Py_ssize_t full = count - count % LANES, b, lane
+    cdef floating total
     for lane in range(LANES):
         lanes[lane] = 0
     for b in range(full // LANES):
         for lane in range(LANES):
             lanes[lane] += values[b * LANES + lane]
-    for lane in range(LANES):
-        total += lanes[lane]
+    for lane in range(8):
+        lanes[lane] += lanes[lane + 8]
+    for lane in range(4):
+        lanes[lane] += lanes[lane + 4]
+    for lane in range(2):
+        lanes[lane] += lanes[lane + 2]
+    total = lanes[0] + lanes[1]
     for b in range(full, count):
         total += values[b]
     return total
+
+
+cdef inline void add_scaled_rows(floating* acc, const floating* const* rows,
+                                 const floating* scales, Py_ssize_t count,
+                                 Py_ssize_t n) noexcept nogil:
+    """``acc[k] += scales[t] * rows[t][k]`` for ``t < count`` in turn, ``k < n``.
+
+    With ``count`` a constant after inlining, the rows unroll and the running sum stays
+    in a register: ``acc`` is read and written once for all of them, and the sums are
+    the same, in the same order, as row by row.
+    """
+    cdef const floating* row[GROUP]
+    cdef floating scale[GROUP]
+    cdef Py_ssize_t k, t
+    cdef floating total
+    # Local copies, which the compiler keeps in registers through the sweep.
+    for t in range(count):
+        row[t] = rows[t]
+        scale[t] = scales[t]
+    for k in range(n):
+        total = acc[k]
+        for t in range(count):
+            total += scale[t] * row[t][k]
+        acc[k] = total
+
+
+cdef inline void add_scaled_group(floating* acc, const floating* const* rows,
+                                  const floating* scales, Py_ssize_t count,
+                                  Py_ssize_t n) noexcept nogil:
+    """:func:`add_scaled_rows` with ``count`` (1 to GROUP) made a constant."""
+    if count == 8:
+        add_scaled_rows(acc, rows, scales, 8, n)
+    elif count == 7:
+        add_scaled_rows(acc, rows, scales, 7, n)
+    elif count == 6:
+        add_scaled_rows(acc, rows, scales, 6, n)
+    elif count == 5:
+        add_scaled_rows(acc, rows, scales, 5, n)
+    elif count == 4:
+        add_scaled_rows(acc, rows, scales, 4, n)
+    elif count == 3:
+        add_scaled_rows(acc, rows, scales, 3, n)
+    elif count == 2:
+        add_scaled_rows(acc, rows, scales, 2, n)
+    else:
+        add_scaled_rows(acc, rows, scales, 1, n)
+
+
+cdef void weight_gradient_row(floating* gw, const floating* grad_image,
+                              const int64_t* positions, const floating* values,
+                              Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H,
+                              Py_ssize_t W, Py_ssize_t K, Py_ssize_t R, Py_ssize_t S,
+                              Py_ssize_t r) noexcept nogil:
+    """Filter row r of one input channel: ``gw[s, k] += value * grad[oh, iw - S//2 + s, k]``.
+
+    Over the channel's maxima (``positions``, ``values``) in order, each at (ih, iw)
+    reaching output row oh = ih + R // 2 - r. Maxima whose S columns all lie inside
+    the image go GROUP at a time into one sweep; one at an edge first flushes the group,
+    so every element's sum keeps the maxima's order.
+    """
+    cdef const floating* rows[GROUP]
+    cdef floating scales[GROUP]
+    cdef Py_ssize_t count = 0, pad_h = R // 2, pad_w = S // 2, ph, p, ih, iw, oh, s_lo, s_hi
+    cdef const floating* g
+    for ph in range(OH):
+        for p in range(ph * OW, (ph + 1) * OW):
+            # The maximum lies in its block's e_h rows from ph * e_h.
+            ih = ph * e_h
+            iw = positions[p] - ih * W
+            while iw >= W:
+                iw = iw - W
+                ih = ih + 1
+            oh = ih + pad_h - r
+            if oh < 0 or oh >= H:
+                continue
+            g = grad_image + (oh * W + iw - pad_w) * K
+            if pad_w <= iw < W - pad_w:
+                rows[count] = g
+                scales[count] = values[p]
+                count = count + 1
+                if count == GROUP:
+                    add_scaled_group(gw, rows, scales, GROUP, S * K)
+                    count = 0
+                continue
+            if count:
+                add_scaled_group(gw, rows, scales, count, S * K)
+                count = 0
+            s_lo = pad_w - iw if iw < pad_w else 0
+            s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+            rows[0] = g + s_lo * K
+            scales[0] = values[p]
+            add_scaled_group(gw + s_lo * K, rows, scales, 1, (s_hi - s_lo) * K)
+    if count:
+        add_scaled_group(gw, rows, scales, count, S * K)
 
 
 cdef inline void add_products(floating* dots, const floating* w, Py_ssize_t w_pitch,
@@ -164,25 +266,24 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, ::1] grad_x,               # IN/OUT (N, C, H*W): added to
-             int num_threads):
+             Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
     """The weight gradient (in weight_t's layout), and the input gradient via the maxima.
 
     Images run in order; within one, the work item is input channel c. A maximum
     (c, p) at (ih, iw) reaches through filter row r the output pixels
     (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist; with g their
-    gradient rows (contiguous, channels last): ``grad_weight_t[c, r, s] += pooled * g``,
-    and the maximum's gradient gains ``weight_t[c, r, s] . g``, summed lane by lane in a
-    buffer of S * K (see ``lane_sum``), added to ``grad_x[c, ih * W + iw]``.
+    gradient rows (contiguous, channels last): the maximum's gradient gains
+    ``weight_t[c, r, s] . g``, summed lane by lane in a buffer of S * K (see
+    ``lane_sum``), added to ``grad_x[c, ih * W + iw]``; and, filter row by filter row
+    (see ``weight_gradient_row``), ``grad_weight_t[c, r, s] += pooled * g``. ``e_h`` and
+    ``OW`` give the pooled grid, whose block rows locate each maximum's row.
     One image at a time keeps its gradient rows in cache for all channels.
     """
     cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
-    cdef Py_ssize_t n, c, p, q, ih, iw, r, r0, r1, s_lo, s_hi, span, k
-    cdef floating v
+    cdef Py_ssize_t n, c, p, q, ih, iw, r, r0, r1, s_lo, s_hi, span
     cdef floating* dots = NULL
-    cdef floating* gw
-    cdef const floating* g
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
@@ -198,7 +299,6 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                         q = indices[n, c, p]
                         ih = q // W
                         iw = q % W
-                        v = pooled[n, c, p]
                         s_lo = pad_w - iw if iw < pad_w else 0
                         s_hi = W + pad_w - iw if W + pad_w - iw < S else S
                         span = (s_hi - s_lo) * K
@@ -206,11 +306,6 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                         r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
                         r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
                         memset(dots, 0, S * K * sizeof(floating))
-                        for r in range(r0, r1):
-                            g = &grad_t[n, ih + pad_h - r, iw - pad_w + s_lo, 0]
-                            gw = &grad_weight_t[c, r, s_lo, 0]
-                            for k in range(span):
-                                gw[k] += v * g[k]
                         # Row r's gradient lies W * K before row r - 1's.
                         for r in range(r0, r1, 3):
                             add_products_of_up_to_3(
@@ -218,6 +313,10 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                                 &grad_t[n, ih + pad_h - r, iw - pad_w + s_lo, 0], -W * K,
                                 min(3, r1 - r), span)
                         grad_x[n, c, q] += lane_sum(dots, S * K)
+                    for r in range(R):
+                        weight_gradient_row(&grad_weight_t[c, r, 0, 0], &grad_t[n, 0, 0, 0],
+                                            &indices[n, c, 0], &pooled[n, c, 0],
+                                            indices.shape[2] // OW, OW, e_h, H, W, K, R, S, r)
                 free(dots)
             if failed:
                 break
