@@ -231,6 +231,35 @@ def test_avg_pool2d_matches_torch(case, rng):
                                atol=1e-15)
 
 
+# Planes spanning several bands of output rows, widths a multiple of the stride or not:
+# (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override).
+LARGE_AVG_CASES = [
+    ((1, 2, 150, 64), 3, 2, 1, False, True, None),
+    ((1, 2, 151, 63), 3, 2, 1, True, False, None),
+    ((1, 1, 97, 120), 2, 2, 0, False, True, None),
+    ((1, 1, 90, 121), (4, 5), (4, 2), (2, 1), True, False, None),
+    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), False, True, 7),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LARGE_AVG_CASES)
+def test_avg_pool2d_on_large_planes(case, dtype, rng):
+    shape, *params = case
+    x = rng.standard_normal(shape).astype(dtype)
+    assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
+
+
+@pytest.mark.parametrize("case", LARGE_AVG_CASES)
+def test_avg_pool2d_on_large_planes_matches_torch(case, rng):
+    torch = torch_or_skip()
+    shape, *params = case
+    x = rng.standard_normal(shape)
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), *params).numpy()
+    np.testing.assert_allclose(fastconv.avg_pool2d(x, *params), expected, rtol=1e-13,
+                               atol=1e-15)
+
+
 def test_avg_pool2d_divisor_counts_padding_but_not_the_ceil_overhang():
     y = fastconv.avg_pool2d(np.ones((1, 1, 5, 5)), 3, stride=2, padding=1, ceil_mode=True)
     np.testing.assert_allclose(y[0, 0, 0, 0], 4 / 9)
