@@ -44,7 +44,7 @@ def _aligned_copy(array):
     """Return a C-contiguous copy of ``array`` whose data start on a 64-byte boundary.
 
     The kernels' vector loads and stores run along its rows of channels; aligned, no
-    AVX-512 vector straddles two cache lines (NumPy aligns large arrays to 16 bytes).
+    AVX-512 vector straddles two cache lines (NumPy guarantees 16 bytes only).
     """
     buffer = allocate("workspace", (array.nbytes + 64,), np.uint8)
     start = -buffer.ctypes.data % 64
