@@ -19,7 +19,6 @@ from fastconv._kernels._geometry cimport (
     band_height,
     band_rows,
     band_top,
-    clamp,
     column_spans,
     first_beyond,
     first_inside,
@@ -187,24 +186,15 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     return failed
 
 
-cdef inline void row_taps(const Geometry* g, Py_ssize_t oh, Py_ssize_t* top,
-                          Py_ssize_t* r0, Py_ssize_t* r1) noexcept nogil:
-    """First input row of output row ``oh``'s windows and its in-bounds taps ``r0..r1``."""
-    top[0] = oh * g.stride_h - g.pad_top
-    r0[0] = first_inside(top[0], g.dilation_h)
-    r1[0] = clamp(first_beyond(top[0], g.dilation_h, g.H), r0[0], g.R)
-
-
 cdef void window_row(const floating* plane, const Geometry* g, const TapSpan* spans,
                      Py_ssize_t oh, Reduction reduction, double p, double* acc) noexcept nogil:
     """``acc[ow]`` = the p-norm reduction (POWER_SUM or ABS_MAX) over window (oh, ow)."""
-    cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow
+    cdef Py_ssize_t first_row = band_top(g, oh), r, s, offset, lo, hi, ow
     cdef const floating* x_row
     cdef double term
-    row_taps(g, oh, &top, &r0, &r1)
     memset(acc, 0, g.OW * sizeof(double))
-    for r in range(r0, r1):
-        x_row = plane + (top + r * g.dilation_h) * g.W
+    for r in range(window_rows(g, oh)):
+        x_row = plane + (first_row + r * g.dilation_h) * g.W
         for s in range(g.S):
             offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
             if reduction == POWER_SUM:
@@ -225,28 +215,28 @@ cdef void spread_row(floating* grad_plane, const floating* x_plane, const Geomet
     SUM adds ``scale``; POWER_SUM adds ``scale * sign(x) * |x| ** (p - 1)`` (zero where
     x is zero); ABS_MAX adds ``scale * sign(x)`` at the window's first largest |x|.
     """
-    cdef Py_ssize_t top, r0, r1, r, s, offset, lo, hi, ow, iw, at
+    cdef Py_ssize_t first_row = band_top(g, oh), rows = window_rows(g, oh)
+    cdef Py_ssize_t r, s, offset, lo, hi, ow, iw, at
     cdef floating* grad_row
     cdef const floating* x_row
     cdef double value, best
-    row_taps(g, oh, &top, &r0, &r1)
     if reduction == ABS_MAX:
         for ow in range(g.OW):
             best = -1
             at = -1
-            for r in range(r0, r1):
-                x_row = x_plane + (top + r * g.dilation_h) * g.W
+            for r in range(rows):
+                x_row = x_plane + (first_row + r * g.dilation_h) * g.W
                 for s in range(g.S):
                     iw = ow * g.stride_w + s * g.dilation_w - g.pad_left
                     if 0 <= iw < g.W and fabs(x_row[iw]) > best:
                         best = fabs(x_row[iw])
-                        at = (top + r * g.dilation_h) * g.W + iw
+                        at = (first_row + r * g.dilation_h) * g.W + iw
             if at >= 0 and x_plane[at] != 0:
                 grad_plane[at] += scale[ow] if x_plane[at] > 0 else -scale[ow]
         return
-    for r in range(r0, r1):
-        grad_row = grad_plane + (top + r * g.dilation_h) * g.W
-        x_row = x_plane + (top + r * g.dilation_h) * g.W
+    for r in range(rows):
+        grad_row = grad_plane + (first_row + r * g.dilation_h) * g.W
+        x_row = x_plane + (first_row + r * g.dilation_h) * g.W
         for s in range(g.S):
             offset, lo, hi = spans[s].offset, spans[s].lo, spans[s].hi
             if reduction == SUM:
