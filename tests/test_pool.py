@@ -24,6 +24,19 @@ MAX_CASES = [
 ]
 
 
+# Planes large enough for several bands of output rows, with widths that are and are
+# not a multiple of the stride (the kernel's two ways through a row).
+LARGE_MAX_CASES = [
+    ((1, 2, 150, 64), 3, 2, 1, 1, False),
+    ((1, 2, 150, 63), 3, 2, 1, 1, True),
+    ((1, 1, 97, 120), 2, 2, 0, 1, False),
+    ((1, 1, 90, 121), (4, 4), (4, 4), 0, 1, True),
+    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), 1, False),
+    ((1, 1, 70, 90), 3, (3, 1), 1, (2, 3), True),
+    ((1, 1, 64, 80), (2, 3), (5, 2), 0, (1, 2), False),
+]
+
+
 def random_pool_cases(count, seed, dilate=True, pad=True):
     """Random valid pooling geometries: (shape, kernel, stride, padding, dilation, ceil)."""
     rng = np.random.default_rng(seed)
@@ -70,33 +83,21 @@ def test_max_pool2d_matches_reference(case, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", MAX_CASES + random_pool_cases(30, seed=4))
+@pytest.mark.parametrize("case", MAX_CASES + random_pool_cases(30, seed=4) + LARGE_MAX_CASES)
 def test_max_pool2d_matches_torch_bit_for_bit(case, dtype, rng):
     torch = torch_or_skip()
     if not windows_hold_input(case):
         pytest.skip("geometry refused: a window covers padding only")
     shape, kernel, stride, padding, dilation, ceil_mode = case
-    # Few distinct values, so ties are common and the tie rule is exercised.
+    # Few distinct values and some NaN, so the tie and NaN rules are exercised.
     x = rng.integers(-3, 3, shape).astype(dtype)
+    x[rng.random(shape) < 0.02] = np.nan
     y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
                                      return_indices=True)
     y_t, indices_t = torch.nn.functional.max_pool2d(
         torch.from_numpy(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)
     np.testing.assert_array_equal(y, y_t.numpy())
     np.testing.assert_array_equal(indices, indices_t.numpy())
-
-
-# Planes large enough for several bands of output rows, with widths that are and are
-# not a multiple of the stride (the kernel's two ways through a row).
-LARGE_MAX_CASES = [
-    ((1, 2, 150, 64), 3, 2, 1, 1, False),
-    ((1, 2, 150, 63), 3, 2, 1, 1, True),
-    ((1, 1, 97, 120), 2, 2, 0, 1, False),
-    ((1, 1, 90, 121), (4, 4), (4, 4), 0, 1, True),
-    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), 1, False),
-    ((1, 1, 70, 90), 3, (3, 1), 1, (2, 3), True),
-    ((1, 1, 64, 80), (2, 3), (5, 2), 0, (1, 2), False),
-]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -113,20 +114,6 @@ def test_max_pool2d_on_large_planes_with_ties_and_nans(case, dtype, rng):
     np.testing.assert_array_equal(indices, indices_ref)
     np.testing.assert_array_equal(
         fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y)
-
-
-@pytest.mark.parametrize("case", LARGE_MAX_CASES)
-def test_max_pool2d_on_large_planes_matches_torch(case, rng):
-    torch = torch_or_skip()
-    shape, kernel, stride, padding, dilation, ceil_mode = case
-    x = rng.integers(-3, 3, shape).astype(np.float32)
-    x[rng.random(shape) < 0.02] = np.nan
-    y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
-                                     return_indices=True)
-    y_t, indices_t = torch.nn.functional.max_pool2d(
-        torch.from_numpy(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(y, y_t.numpy())
-    np.testing.assert_array_equal(indices, indices_t.numpy())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -206,8 +193,19 @@ AVG_CASES = [
 ]
 
 
+# Planes spanning several bands of output rows, widths a multiple of the stride or not:
+# (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override).
+LARGE_AVG_CASES = [
+    ((1, 2, 150, 64), 3, 2, 1, False, True, None),
+    ((1, 2, 151, 63), 3, 2, 1, True, False, None),
+    ((1, 1, 97, 120), 2, 2, 0, False, True, None),
+    ((1, 1, 90, 121), (4, 5), (4, 2), (2, 1), True, False, None),
+    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), False, True, 7),
+]
+
+
 def avg_cases():
-    cases = list(AVG_CASES)
+    cases = AVG_CASES + LARGE_AVG_CASES
     for shape, kernel, stride, padding, _, ceil_mode in random_pool_cases(20, 5, dilate=False):
         cases.append((shape, kernel, stride, padding, ceil_mode, ceil_mode, None))
     return cases
@@ -223,35 +221,6 @@ def test_avg_pool2d_matches_reference(case, dtype, rng):
 
 @pytest.mark.parametrize("case", avg_cases())
 def test_avg_pool2d_matches_torch(case, rng):
-    torch = torch_or_skip()
-    shape, *params = case
-    x = rng.standard_normal(shape)
-    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), *params).numpy()
-    np.testing.assert_allclose(fastconv.avg_pool2d(x, *params), expected, rtol=1e-13,
-                               atol=1e-15)
-
-
-# Planes spanning several bands of output rows, widths a multiple of the stride or not:
-# (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override).
-LARGE_AVG_CASES = [
-    ((1, 2, 150, 64), 3, 2, 1, False, True, None),
-    ((1, 2, 151, 63), 3, 2, 1, True, False, None),
-    ((1, 1, 97, 120), 2, 2, 0, False, True, None),
-    ((1, 1, 90, 121), (4, 5), (4, 2), (2, 1), True, False, None),
-    ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), False, True, 7),
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", LARGE_AVG_CASES)
-def test_avg_pool2d_on_large_planes(case, dtype, rng):
-    shape, *params = case
-    x = rng.standard_normal(shape).astype(dtype)
-    assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
-
-
-@pytest.mark.parametrize("case", LARGE_AVG_CASES)
-def test_avg_pool2d_on_large_planes_matches_torch(case, rng):
     torch = torch_or_skip()
     shape, *params = case
     x = rng.standard_normal(shape)
