@@ -47,13 +47,17 @@ cdef inline TapSpan tap_span(const Geometry* g, Py_ssize_t s) noexcept nogil:
     return span
 
 
-cdef inline TapSpan* column_spans(const Geometry* g) noexcept nogil:
-    """Every kernel column's span, in a new array the caller frees; NULL if out of memory."""
+cdef inline TapSpan* column_spans(const Geometry* g) except NULL:
+    """Every kernel column's span, in a new array the caller frees.
+
+    Raises MemoryError if the array cannot be allocated.
+    """
     cdef Py_ssize_t s
     cdef TapSpan* spans = <TapSpan*> malloc(g.S * sizeof(TapSpan))
-    if spans != NULL:
-        for s in range(g.S):
-            spans[s] = tap_span(g, s)
+    if spans == NULL:
+        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
+    for s in range(g.S):
+        spans[s] = tap_span(g, s)
     return spans
 
 

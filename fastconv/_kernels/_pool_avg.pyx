@@ -301,8 +301,6 @@ def pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
     cdef Reduction reduction = reduction_of(p)
     cdef int failed
     cdef TapSpan* spans = column_spans(&g)
-    if spans == NULL:
-        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
     with nogil:
         if reduction == SUM:
             failed = average_planes(x, y, row_divisor, col_divisor, &g, spans, num_threads)
@@ -332,8 +330,6 @@ def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
     cdef int failed = 0
     cdef int* failed_flag = &failed
     cdef TapSpan* spans = column_spans(&g)
-    if spans == NULL:
-        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
     with nogil, parallel(num_threads=num_threads):
         scale = <double*> malloc(g.OW * sizeof(double))
         if scale == NULL:

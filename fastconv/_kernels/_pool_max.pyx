@@ -300,8 +300,6 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     """
     cdef int failed
     cdef TapSpan* spans = column_spans(&g)
-    if spans == NULL:
-        raise MemoryError(f"could not allocate {g.S * sizeof(TapSpan)} bytes of tap spans")
     with nogil:
         if wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
