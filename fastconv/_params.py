@@ -279,6 +279,28 @@ def gemm_plan(g, itemsize):
                 weight_grad_images=-(-N // runs) if N else 1)
 
 
+# Bytes of accumulator planes one item of the direct forward holds: a block of output
+# channels small enough to stay in the 2 MiB L2 cache beside one input channel.
+DIRECT_ACCUMULATOR_BYTES = 2**18
+
+
+def direct_plan(g, itemsize):
+    """Phase and block sizes for the direct forward kernel (``conv_direct``).
+
+    Each input channel is split into ``stride_h * stride_w`` phases of ``Hq x Wq``, just
+    the padded rows and columns its windows reach; output channels go ``block`` at a
+    time, their accumulator planes (``OH * Wq`` elements each) within
+    ``DIRECT_ACCUMULATOR_BYTES``. Blocks are made equal, like the im2col runs.
+    """
+    Kg = g["K"] // g["groups"]
+    rows = (g["OH"] - 1) * g["stride_h"] + (g["R"] - 1) * g["dilation_h"] + 1
+    cols = (g["OW"] - 1) * g["stride_w"] + (g["S"] - 1) * g["dilation_w"] + 1
+    Hq, Wq = -(-rows // g["stride_h"]), -(-cols // g["stride_w"])
+    block = max(1, min(Kg, DIRECT_ACCUMULATOR_BYTES // (g["OH"] * Wq * itemsize)))
+    block = -(-Kg // -(-Kg // block)) if Kg else 1
+    return dict(Hq=Hq, Wq=Wq, block=block)
+
+
 def pool_output_length(axis, size, padding, kernel, stride, dilation, ceil_mode):
     """PyTorch's pooling output size along one axis, at least 1.
 

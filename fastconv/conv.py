@@ -17,6 +17,7 @@ from fastconv._params import (
     check_same_dtype,
     conv_geometry,
     conv_transpose_geometry,
+    direct_plan,
     gemm_plan,
     num_threads_value,
     window_geometry,
@@ -62,7 +63,9 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
     y = allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize)
     if algorithm == "direct":
-        KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, num_threads)
+        plan = direct_plan(g, x.itemsize)
+        KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
+                                           plan["block"], num_threads)
     else:
         KERNELS.conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"],
                                          plan["images"], num_threads)

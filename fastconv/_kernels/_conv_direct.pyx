@@ -1,52 +1,140 @@
-"""Direct 2-D convolution: loops straight over the windows, no workspace.
+"""Direct 2-D convolution: loops straight over the windows.
 
-Every loop nest runs its innermost loop along the output width, an independent axis,
-so the compiler vectorises it without reassociating any sum. Work is split so that
-every output element has exactly one writer: (image, output channel) planes forward,
-(image, input channel) planes for the input gradient, output channels for the weight
-and bias gradients. Results are therefore the same for every thread count.
+The forward pass copies each input channel, zero-padded and split by stride phase, into
+a per-thread workspace; then every filter tap is one long multiply-add over a whole
+output plane, several taps per sweep (see ``conv2d_forward``). The gradients need no
+workspace: their innermost loops run along the output width.
+
+No sum is reassociated, so the compiler vectorises along independent outputs only.
+Work is split so that every output element has exactly one writer: (image, group,
+block of output channels) forward, (image, input channel) planes for the input
+gradient, output channels for the weight and bias gradients. Results are therefore
+the same for every thread count.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
+
+
+cdef void split_phases(const floating* channel,  # IN  (H, W)
+                       const Geometry* g, Py_ssize_t Hq, Py_ssize_t Wq,
+                       floating* phases) noexcept nogil:  # OUT (stride_h, stride_w, Hq, Wq)
+    """Copy one input channel, zero-padded, split by stride phase.
+
+    Phase (ph, pw) holds the padded rows ph, ph + stride_h, ... and columns pw,
+    pw + stride_w, ...: its element (i, j) is ``x[i * stride_h + ph - pad_top,
+    j * stride_w + pw - pad_left]``, or 0 in the padding. Every tap of a strided
+    convolution then reads one phase with unit stride.
+    """
+    cdef Py_ssize_t ph, pw, i, j, ih, off_w, lo, hi
+    cdef const floating* row_in
+    cdef floating* row_out
+    for ph in range(g.stride_h):
+        for pw in range(g.stride_w):
+            off_w = pw - g.pad_left
+            lo = clamp(first_inside(off_w, g.stride_w), 0, Wq)
+            hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, Wq)
+            for i in range(Hq):
+                row_out = phases + ((ph * g.stride_w + pw) * Hq + i) * Wq
+                ih = i * g.stride_h + ph - g.pad_top
+                if ih < 0 or ih >= g.H:
+                    memset(row_out, 0, Wq * sizeof(floating))
+                    continue
+                row_in = channel + ih * g.W + off_w
+                memset(row_out, 0, lo * sizeof(floating))
+                for j in range(lo, hi):
+                    row_out[j] = row_in[j * g.stride_w]
+                memset(row_out + hi, 0, (Wq - hi) * sizeof(floating))
+
+
+cdef void add_channel_taps(floating* acc, Py_ssize_t length, const floating* phases,
+                           const floating* taps,  # IN  (R, S)
+                           const Geometry* g, Py_ssize_t Hq, Py_ssize_t Wq) noexcept nogil:
+    """``acc[j] += taps[r, s] * x_pad[...]`` over the taps in (r, s) order, ``j < length``.
+
+    ``acc[oh * Wq + ow]`` accumulates output pixel (oh, ow), whose tap (r, s) is element
+    ``(oh + qr) * Wq + ow + qs`` of one phase: every tap is one contiguous row of
+    ``length`` elements, and GROUP of them go in one sweep.
+    """
+    cdef const floating* rows[GROUP]
+    cdef floating scales[GROUP]
+    cdef Py_ssize_t r, s, dy, dx, count = 0
+    for r in range(g.R):
+        dy = r * g.dilation_h
+        for s in range(g.S):
+            dx = s * g.dilation_w
+            rows[count] = (phases + ((dy % g.stride_h) * g.stride_w + dx % g.stride_w) * Hq * Wq
+                           + (dy // g.stride_h) * Wq + dx // g.stride_w)
+            scales[count] = taps[r * g.S + s]
+            count = count + 1
+            if count == GROUP:
+                add_scaled_group(acc, rows, scales, GROUP, length)
+                count = 0
+    if count:
+        add_scaled_group(acc, rows, scales, count, length)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                    const floating[:, :, :, ::1] weight,   # IN  (K, C/groups, R, S)
                    const floating[::1] bias,              # IN  (K,) or None
                    floating[:, :, :, ::1] y,              # OUT (N, K, OH, OW)
-                   Geometry g, int num_threads):
+                   Geometry g, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t block,
+                   int num_threads):
+    """Forward pass over items (image, group, block of ``block`` output channels).
+
+    An item keeps one accumulator plane per output channel on a grid of pitch ``Wq``
+    (``OH * Wq`` elements; the columns past OW are computed and dropped). For each
+    input channel in turn it splits that channel into its stride phases (``Hq x Wq``
+    each, see :func:`split_phases`) and adds its taps to every plane. A plane starts
+    from the bias, so each output is the bias plus the taps in (c, r, s) order.
+    Workspace per thread: one split channel and ``block`` planes.
+    """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
-    cdef Py_ssize_t item, n, k, c, r, s, oh, ow, ih, off_w, lo, hi, i
+    cdef Py_ssize_t blocks = (Kg + block - 1) // block
+    cdef Py_ssize_t phase_size = g.stride_h * g.stride_w * Hq * Wq, plane = g.OH * Wq
+    cdef Py_ssize_t length = (g.OH - 1) * Wq + g.OW
+    cdef Py_ssize_t item, n, grp, k0, k1, k, c, oh, ow, j
     cdef bint has_bias = bias is not None
-    cdef floating wv
-    cdef floating* plane
+    cdef floating start
+    cdef floating* phases = NULL
+    cdef floating* acc = NULL
     cdef floating* y_row
-    cdef const floating* x_row
-    with nogil:
-        for item in prange(g.N * g.K, schedule="static", num_threads=num_threads):
-            n = item // g.K
-            k = item - n * g.K
-            plane = &y[n, k, 0, 0]
-            for i in range(g.OH * g.OW):
-                plane[i] = bias[k] if has_bias else 0
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    with nogil, parallel(num_threads=num_threads):
+        phases = <floating*> malloc((phase_size + block * plane) * sizeof(floating))
+        if phases == NULL:
+            failed_flag[0] = 1
+        for item in prange(g.N * g.groups * blocks, schedule="static"):
+            if phases == NULL:
+                continue
+            n = item // (g.groups * blocks)
+            grp = (item // blocks) % g.groups
+            k0 = grp * Kg + (item % blocks) * block
+            k1 = k0 + block if k0 + block < (grp + 1) * Kg else (grp + 1) * Kg
+            acc = phases + phase_size
+            for k in range(k0, k1):
+                start = bias[k] if has_bias else 0
+                for j in range(length):
+                    acc[(k - k0) * plane + j] = start
             for c in range(Cg):
-                for r in range(g.R):
-                    for oh in range(g.OH):
-                        ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
-                        if ih < 0 or ih >= g.H:
-                            continue
-                        x_row = &x[n, (k // Kg) * Cg + c, ih, 0]
-                        y_row = plane + oh * g.OW
-                        for s in range(g.S):
-                            off_w = s * g.dilation_w - g.pad_left
-                            lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                            hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
-                            wv = weight[k, c, r, s]
-                            for ow in range(lo, hi):
-                                y_row[ow] += wv * x_row[ow * g.stride_w + off_w]
+                split_phases(&x[n, grp * Cg + c, 0, 0], &g, Hq, Wq, phases)
+                for k in range(k0, k1):
+                    add_channel_taps(acc + (k - k0) * plane, length, phases,
+                                     &weight[k, c, 0, 0], &g, Hq, Wq)
+            for k in range(k0, k1):
+                for oh in range(g.OH):
+                    y_row = &y[n, k, oh, 0]
+                    for ow in range(g.OW):
+                        y_row[ow] = acc[(k - k0) * plane + oh * Wq + ow]
+        free(phases)
+    if failed:
+        raise MemoryError(f"could not allocate {(phase_size + block * plane) * sizeof(floating)} "
+                          "bytes of workspace")
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH, OW)
@@ -91,7 +179,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
     cdef Py_ssize_t k, c, r, s, n, oh, ow, ih, off_w, lo, hi
     cdef floating total
-    cdef floating* acc
+    cdef floating* acc = NULL
     cdef const floating* x_row
     cdef const floating* gy_row
     cdef int failed = 0

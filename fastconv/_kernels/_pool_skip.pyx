@@ -18,11 +18,11 @@ from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
+
 
 cdef enum:
     LANES = 16
-    # Maxima per sweep of the weight gradient.
-    GROUP = 8
 
 
 cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept nogil:
@@ -50,52 +50,6 @@ cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept
     for b in range(full, count):
         total += values[b]
     return total
-
-
-cdef inline void add_scaled_rows(floating* acc, const floating* const* rows,
-                                 const floating* scales, Py_ssize_t count,
-                                 Py_ssize_t n) noexcept nogil:
-    """``acc[k] += scales[t] * rows[t][k]`` for ``t < count`` in turn, ``k < n``.
-
-    With ``count`` a constant after inlining, the rows unroll and the running sum stays
-    in a register: ``acc`` is read and written once for all of them, and the sums are
-    the same, in the same order, as row by row.
-    """
-    cdef const floating* row[GROUP]
-    cdef floating scale[GROUP]
-    cdef Py_ssize_t k, t
-    cdef floating total
-    # Local copies, which the compiler keeps in registers through the sweep.
-    for t in range(count):
-        row[t] = rows[t]
-        scale[t] = scales[t]
-    for k in range(n):
-        total = acc[k]
-        for t in range(count):
-            total += scale[t] * row[t][k]
-        acc[k] = total
-
-
-cdef inline void add_scaled_group(floating* acc, const floating* const* rows,
-                                  const floating* scales, Py_ssize_t count,
-                                  Py_ssize_t n) noexcept nogil:
-    """:func:`add_scaled_rows` with ``count`` (1 to GROUP) made a constant."""
-    if count == 8:
-        add_scaled_rows(acc, rows, scales, 8, n)
-    elif count == 7:
-        add_scaled_rows(acc, rows, scales, 7, n)
-    elif count == 6:
-        add_scaled_rows(acc, rows, scales, 6, n)
-    elif count == 5:
-        add_scaled_rows(acc, rows, scales, 5, n)
-    elif count == 4:
-        add_scaled_rows(acc, rows, scales, 4, n)
-    elif count == 3:
-        add_scaled_rows(acc, rows, scales, 3, n)
-    elif count == 2:
-        add_scaled_rows(acc, rows, scales, 2, n)
-    else:
-        add_scaled_rows(acc, rows, scales, 1, n)
 
 
 cdef void weight_gradient_row(floating* gw, const floating* grad_image,
