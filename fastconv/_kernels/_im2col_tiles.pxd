@@ -7,7 +7,7 @@
 # ow * stride_w - pad_left + s * dilation_w]`` or 0 in the padding (PyTorch's unfold
 # order). A tile covers columns ``[l0, l1)``, so that callers can bound their workspace.
 from cython cimport floating
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
 
@@ -17,7 +17,9 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                              Py_ssize_t l0, Py_ssize_t l1,
                              floating* cols,         # OUT (channels * R * S, ld)
                              Py_ssize_t ld) noexcept nogil:
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w
+    # The tile's first output pixel; later rows of the tile start at column 0.
+    cdef Py_ssize_t oh0 = l0 // g.OW, first_ow = l0 - oh0 * g.OW
+    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w, a, b
     cdef const floating* row_in
     cdef floating* out
     for c in range(channels):
@@ -26,10 +28,8 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                 off_w = s * g.dilation_w - g.pad_left
                 lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
                 hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
-                col = l0
+                col, oh, ow0 = l0, oh0, first_ow
                 while col < l1:
-                    oh = col // g.OW
-                    ow0 = col - oh * g.OW
                     ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
                     # out[ow] is the column of output pixel (oh, ow).
                     out = cols + ((c * g.R + r) * g.S + s) * ld + (col - l0) - ow0
@@ -38,19 +38,29 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                         memset(out + ow0, 0, (ow1 - ow0) * sizeof(floating))
                     else:
                         row_in = image + (c * g.H + ih) * g.W + off_w
-                        for ow in range(ow0, ow1 if ow1 < lo else lo):
-                            out[ow] = 0
-                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
-                            out[ow] = row_in[ow * g.stride_w]
-                        for ow in range(ow0 if ow0 > hi else hi, ow1):
-                            out[ow] = 0
+                        a = ow0 if ow0 > lo else lo
+                        b = ow1 if ow1 < hi else hi
+                        if a > ow0:
+                            memset(out + ow0, 0, ((a if a < ow1 else ow1) - ow0) * sizeof(floating))
+                        if g.stride_w == 1 and b > a:
+                            # Rows are short (a few dozen pixels on small images): one
+                            # memcpy costs less than a vectorised loop's set-up.
+                            memcpy(out + a, row_in + a, (b - a) * sizeof(floating))
+                        else:
+                            for ow in range(a, b):
+                                out[ow] = row_in[ow * g.stride_w]
+                        a = ow0 if ow0 > hi else hi
+                        if ow1 > a:
+                            memset(out + a, 0, (ow1 - a) * sizeof(floating))
                     col += ow1 - ow0
+                    oh, ow0 = oh + 1, 0
 
 
 cdef inline void col2im_tile_add(const floating* cols,  # IN  (channels * R * S, ld)
                                  Py_ssize_t ld, Py_ssize_t channels, const Geometry* g,
                                  Py_ssize_t l0, Py_ssize_t l1,
                                  floating* image) noexcept nogil:  # INOUT (channels, H, W)
+    cdef Py_ssize_t oh0 = l0 // g.OW, first_ow = l0 - oh0 * g.OW
     cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w
     cdef floating* row_out
     cdef const floating* src
@@ -60,10 +70,8 @@ cdef inline void col2im_tile_add(const floating* cols,  # IN  (channels * R * S,
                 off_w = s * g.dilation_w - g.pad_left
                 lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
                 hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
-                col = l0
+                col, oh, ow0 = l0, oh0, first_ow
                 while col < l1:
-                    oh = col // g.OW
-                    ow0 = col - oh * g.OW
                     ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
                     ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
                     if 0 <= ih < g.H:
@@ -72,3 +80,4 @@ cdef inline void col2im_tile_add(const floating* cols,  # IN  (channels * R * S,
                         for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
                             row_out[ow * g.stride_w] += src[ow]
                     col += ow1 - ow0
+                    oh, ow0 = oh + 1, 0
