@@ -287,9 +287,10 @@ DIRECT_ACCUMULATOR_BYTES = 2**18
 def direct_plan(g, itemsize):
     """Phase and block sizes for the direct forward kernel (``conv_direct``).
 
-    Each input channel is split into ``stride_h * stride_w`` phases of ``Hq x Wq``, just
-    the padded rows and columns its windows reach; output channels go ``block`` at a
-    time, their accumulator planes (``OH * Wq`` elements each) within
+    Each input channel is split into stride phases of ``Hq x Wq``, just the padded rows
+    and columns its windows reach (no more phases than the window has tap offsets, so
+    a stride beyond the window costs nothing); output channels go ``block`` at a time,
+    their accumulator planes (``OH * Wq`` elements each) within
     ``DIRECT_ACCUMULATOR_BYTES``. Blocks are made equal, like the im2col runs.
     """
     Kg = g["K"] // g["groups"]

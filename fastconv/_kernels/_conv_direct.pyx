@@ -20,26 +20,39 @@ from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_in
 from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
 
 
+cdef inline Py_ssize_t phases_read(Py_ssize_t stride, Py_ssize_t taps,
+                                   Py_ssize_t dilation) noexcept nogil:
+    """How many stride phases the taps read along one axis: one per tap offset mod stride.
+
+    Phases from the window's extent on are never read (when the stride outruns the
+    window), so they are neither copied nor stored.
+    """
+    cdef Py_ssize_t extent = (taps - 1) * dilation + 1
+    return stride if stride < extent else extent
+
+
 cdef void split_phases(const floating* channel,  # IN  (H, W)
-                       const Geometry* g, Py_ssize_t Hq, Py_ssize_t Wq,
-                       floating* phases) noexcept nogil:  # OUT (stride_h, stride_w, Hq, Wq)
+                       const Geometry* g, Py_ssize_t Ph, Py_ssize_t Pw,
+                       Py_ssize_t Hq, Py_ssize_t Wq,
+                       floating* phases) noexcept nogil:  # OUT (Ph, Pw, Hq, Wq)
     """Copy one input channel, zero-padded, split by stride phase.
 
     Phase (ph, pw) holds the padded rows ph, ph + stride_h, ... and columns pw,
     pw + stride_w, ...: its element (i, j) is ``x[i * stride_h + ph - pad_top,
     j * stride_w + pw - pad_left]``, or 0 in the padding. Every tap of a strided
-    convolution then reads one phase with unit stride.
+    convolution then reads one phase with unit stride. Only the first ``Ph x Pw``
+    phases (see :func:`phases_read`) are made.
     """
     cdef Py_ssize_t ph, pw, i, j, ih, off_w, lo, hi
     cdef const floating* row_in
     cdef floating* row_out
-    for ph in range(g.stride_h):
-        for pw in range(g.stride_w):
+    for ph in range(Ph):
+        for pw in range(Pw):
             off_w = pw - g.pad_left
             lo = clamp(first_inside(off_w, g.stride_w), 0, Wq)
             hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, Wq)
             for i in range(Hq):
-                row_out = phases + ((ph * g.stride_w + pw) * Hq + i) * Wq
+                row_out = phases + ((ph * Pw + pw) * Hq + i) * Wq
                 ih = i * g.stride_h + ph - g.pad_top
                 if ih < 0 or ih >= g.H:
                     memset(row_out, 0, Wq * sizeof(floating))
@@ -53,7 +66,8 @@ cdef void split_phases(const floating* channel,  # IN  (H, W)
 
 cdef void add_channel_taps(floating* acc, Py_ssize_t length, const floating* phases,
                            const floating* taps,  # IN  (R, S)
-                           const Geometry* g, Py_ssize_t Hq, Py_ssize_t Wq) noexcept nogil:
+                           const Geometry* g, Py_ssize_t Pw, Py_ssize_t Hq,
+                           Py_ssize_t Wq) noexcept nogil:
     """``acc[j] += taps[r, s] * x_pad[...]`` over the taps in (r, s) order, ``j < length``.
 
     ``acc[oh * Wq + ow]`` accumulates output pixel (oh, ow), whose tap (r, s) is element
@@ -67,7 +81,7 @@ cdef void add_channel_taps(floating* acc, Py_ssize_t length, const floating* pha
         dy = r * g.dilation_h
         for s in range(g.S):
             dx = s * g.dilation_w
-            rows[count] = (phases + ((dy % g.stride_h) * g.stride_w + dx % g.stride_w) * Hq * Wq
+            rows[count] = (phases + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
                            + (dy // g.stride_h) * Wq + dx // g.stride_w)
             scales[count] = taps[r * g.S + s]
             count = count + 1
@@ -95,7 +109,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
     cdef Py_ssize_t blocks = (Kg + block - 1) // block
-    cdef Py_ssize_t phase_size = g.stride_h * g.stride_w * Hq * Wq, plane = g.OH * Wq
+    cdef Py_ssize_t Ph = phases_read(g.stride_h, g.R, g.dilation_h)
+    cdef Py_ssize_t Pw = phases_read(g.stride_w, g.S, g.dilation_w)
+    cdef Py_ssize_t phase_size = Ph * Pw * Hq * Wq, plane = g.OH * Wq
     cdef Py_ssize_t length = (g.OH - 1) * Wq + g.OW
     cdef Py_ssize_t item, n, grp, k0, k1, k, c, oh, ow, j
     cdef bint has_bias = bias is not None
@@ -122,10 +138,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 for j in range(length):
                     acc[(k - k0) * plane + j] = start
             for c in range(Cg):
-                split_phases(&x[n, grp * Cg + c, 0, 0], &g, Hq, Wq, phases)
+                split_phases(&x[n, grp * Cg + c, 0, 0], &g, Ph, Pw, Hq, Wq, phases)
                 for k in range(k0, k1):
                     add_channel_taps(acc + (k - k0) * plane, length, phases,
-                                     &weight[k, c, 0, 0], &g, Hq, Wq)
+                                     &weight[k, c, 0, 0], &g, Pw, Hq, Wq)
             for k in range(k0, k1):
                 for oh in range(g.OH):
                     y_row = &y[n, k, oh, 0]
