@@ -16,7 +16,9 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+from fastconv._kernels._geometry cimport (
+    Geometry, TapSpan, clamp, first_beyond, first_inside, tap_span,
+)
 from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
 
 
@@ -125,6 +127,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
         phases = <floating*> malloc((phase_size + block * plane) * sizeof(floating))
         if phases == NULL:
             failed_flag[0] = 1
+        acc = phases + phase_size
         for item in prange(g.N * g.groups * blocks, schedule="static"):
             if phases == NULL:
                 continue
@@ -132,7 +135,6 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
             grp = (item // blocks) % g.groups
             k0 = grp * Kg + (item % blocks) * block
             k1 = k0 + block if k0 + block < (grp + 1) * Kg else (grp + 1) * Kg
-            acc = phases + phase_size
             for k in range(k0, k1):
                 start = bias[k] if has_bias else 0
                 for j in range(length):
@@ -158,7 +160,8 @@ def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH
                           floating[:, :, :, ::1] grad_x,         # OUT (N, C, H, W)
                           Geometry g, int num_threads):
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
-    cdef Py_ssize_t item, n, c, cl, k, r, s, oh, ow, ih, off_w, lo, hi, i
+    cdef Py_ssize_t item, n, c, cl, k, r, s, oh, ow, ih, i
+    cdef TapSpan span
     cdef floating wv
     cdef floating* plane
     cdef floating* gx_row
@@ -180,12 +183,10 @@ def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH
                         gx_row = plane + ih * g.W
                         gy_row = &grad_y[n, k, oh, 0]
                         for s in range(g.S):
-                            off_w = s * g.dilation_w - g.pad_left
-                            lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                            hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                            span = tap_span(&g, s)
                             wv = weight[k, cl, r, s]
-                            for ow in range(lo, hi):
-                                gx_row[ow * g.stride_w + off_w] += wv * gy_row[ow]
+                            for ow in range(span.lo, span.hi):
+                                gx_row[ow * g.stride_w + span.offset] += wv * gy_row[ow]
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH, OW)
@@ -193,7 +194,8 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH
                            floating[:, :, :, ::1] grad_w,        # OUT (K, C/groups, R, S)
                            Geometry g, int num_threads):
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
-    cdef Py_ssize_t k, c, r, s, n, oh, ow, ih, off_w, lo, hi
+    cdef Py_ssize_t k, c, r, s, n, oh, ow, ih
+    cdef TapSpan span
     cdef floating total
     cdef floating* acc = NULL
     cdef const floating* x_row
@@ -212,9 +214,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH
             for c in range(Cg):
                 for r in range(g.R):
                     for s in range(g.S):
-                        off_w = s * g.dilation_w - g.pad_left
-                        lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                        hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                        span = tap_span(&g, s)
                         for ow in range(g.OW):
                             acc[ow] = 0
                         for n in range(g.N):
@@ -224,10 +224,10 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH
                                     continue
                                 x_row = &x[n, (k // Kg) * Cg + c, ih, 0]
                                 gy_row = &grad_y[n, k, oh, 0]
-                                for ow in range(lo, hi):
-                                    acc[ow] += gy_row[ow] * x_row[ow * g.stride_w + off_w]
+                                for ow in range(span.lo, span.hi):
+                                    acc[ow] += gy_row[ow] * x_row[ow * g.stride_w + span.offset]
                         total = 0
-                        for ow in range(lo, hi):
+                        for ow in range(span.lo, span.hi):
                             total = total + acc[ow]
                         grad_w[k, c, r, s] = total
         free(acc)

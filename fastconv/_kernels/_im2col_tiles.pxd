@@ -9,7 +9,7 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from fastconv._kernels._geometry cimport Geometry, clamp, first_beyond, first_inside
+from fastconv._kernels._geometry cimport Geometry, TapSpan, tap_span
 
 
 cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
@@ -19,15 +19,14 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                              Py_ssize_t ld) noexcept nogil:
     # The tile's first output pixel; later rows of the tile start at column 0.
     cdef Py_ssize_t oh0 = l0 // g.OW, first_ow = l0 - oh0 * g.OW
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w, a, b
+    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, ih, a, b
+    cdef TapSpan span
     cdef const floating* row_in
     cdef floating* out
     for c in range(channels):
         for r in range(g.R):
             for s in range(g.S):
-                off_w = s * g.dilation_w - g.pad_left
-                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                span = tap_span(g, s)
                 col, oh, ow0 = l0, oh0, first_ow
                 while col < l1:
                     ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
@@ -37,9 +36,9 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                     if ih < 0 or ih >= g.H:
                         memset(out + ow0, 0, (ow1 - ow0) * sizeof(floating))
                     else:
-                        row_in = image + (c * g.H + ih) * g.W + off_w
-                        a = ow0 if ow0 > lo else lo
-                        b = ow1 if ow1 < hi else hi
+                        row_in = image + (c * g.H + ih) * g.W + span.offset
+                        a = ow0 if ow0 > span.lo else span.lo
+                        b = ow1 if ow1 < span.hi else span.hi
                         if a > ow0:
                             memset(out + ow0, 0, ((a if a < ow1 else ow1) - ow0) * sizeof(floating))
                         if g.stride_w == 1 and b > a:
@@ -49,7 +48,7 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                         else:
                             for ow in range(a, b):
                                 out[ow] = row_in[ow * g.stride_w]
-                        a = ow0 if ow0 > hi else hi
+                        a = ow0 if ow0 > span.hi else span.hi
                         if ow1 > a:
                             memset(out + a, 0, (ow1 - a) * sizeof(floating))
                     col += ow1 - ow0
@@ -61,23 +60,23 @@ cdef inline void col2im_tile_add(const floating* cols,  # IN  (channels * R * S,
                                  Py_ssize_t l0, Py_ssize_t l1,
                                  floating* image) noexcept nogil:  # INOUT (channels, H, W)
     cdef Py_ssize_t oh0 = l0 // g.OW, first_ow = l0 - oh0 * g.OW
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, lo, hi, ih, off_w
+    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, ih
+    cdef TapSpan span
     cdef floating* row_out
     cdef const floating* src
     for c in range(channels):
         for r in range(g.R):
             for s in range(g.S):
-                off_w = s * g.dilation_w - g.pad_left
-                lo = clamp(first_inside(off_w, g.stride_w), 0, g.OW)
-                hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, g.OW)
+                span = tap_span(g, s)
                 col, oh, ow0 = l0, oh0, first_ow
                 while col < l1:
                     ow1 = ow0 + l1 - col if ow0 + l1 - col < g.OW else g.OW
                     ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
                     if 0 <= ih < g.H:
                         src = cols + ((c * g.R + r) * g.S + s) * ld + (col - l0) - ow0
-                        row_out = image + (c * g.H + ih) * g.W + off_w
-                        for ow in range(ow0 if ow0 > lo else lo, ow1 if ow1 < hi else hi):
+                        row_out = image + (c * g.H + ih) * g.W + span.offset
+                        for ow in range(ow0 if ow0 > span.lo else span.lo,
+                                        ow1 if ow1 < span.hi else span.hi):
                             row_out[ow * g.stride_w] += src[ow]
                     col += ow1 - ow0
                     oh, ow0 = oh + 1, 0
