@@ -244,6 +244,18 @@ MIN_BLOCK_ROWS = 64
 WEIGHT_GRAD_ITEMS = 8
 
 
+def equal_part(total, most):
+    """Return the size of the fewest equal parts of at most ``most`` that ``total`` splits into.
+
+    The last part may be smaller: 8 at most 5 gives 4 (4 + 4, not 5 + 3), 7 at most 3
+    gives 3 (3 + 3 + 1). 1 when ``total`` is 0 or ``most`` below 1.
+    """
+    if total <= 0:
+        return 1
+    parts = -(-total // max(1, most))
+    return -(-total // parts)
+
+
 def gemm_plan(g, itemsize):
     """Tile and block sizes for the im2col kernels, or None if BLAS cannot take the shape.
 
@@ -272,7 +284,7 @@ def gemm_plan(g, itemsize):
     images = max(1, min(N, wanted // L))
     # As many images in every run as the runs allow: 8 images as 5 + 3 left one
     # core with 5/8 of the work on C7; as 4 + 4 both cores share it evenly.
-    images = -(-N // -(-N // images)) if N else 1
+    images = equal_part(N, images)
     tile = images * L if images > 1 else min(L, wanted)
     runs = max(1, min(N, -(-WEIGHT_GRAD_ITEMS // (g["groups"] * -(-Cg // block)))))
     return dict(tile=tile, images=images, block=block, backward_tile=tile_for(block * RS),
@@ -298,7 +310,7 @@ def direct_plan(g, itemsize):
     cols = (g["OW"] - 1) * g["stride_w"] + (g["S"] - 1) * g["dilation_w"] + 1
     Hq, Wq = -(-rows // g["stride_h"]), -(-cols // g["stride_w"])
     block = max(1, min(Kg, DIRECT_ACCUMULATOR_BYTES // (g["OH"] * Wq * itemsize)))
-    block = -(-Kg // -(-Kg // block)) if Kg else 1
+    block = equal_part(Kg, block)
     return dict(Hq=Hq, Wq=Wq, block=block)
 
 

@@ -22,6 +22,7 @@ from fastconv._params import (
     as_pair,
     check_grad_output,
     check_same_dtype,
+    equal_part,
     num_threads_value,
     pool_geometry,
 )
@@ -113,17 +114,28 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
 #: rows): small enough to stay in a core's L2 cache beside the filters.
 BAND_BYTES = 256 * 1024
 
+#: Bytes of the filters of one chunk of input channels, whose maxima the forward
+#: kernel spreads over a band before it moves to the next chunk: they stay in L2 too.
+CHUNK_BYTES = 256 * 1024
+
 
 def forward(x, bias, maxima, num_threads):
     """Run the fused forward kernel on checked operands."""
     N, C, H, W = x.shape
-    row_bytes = (W + maxima.weight_t.shape[2] - 1) * C * x.itemsize
-    bands = -(-H // max(1, BAND_BYTES // row_bytes))
-    band = -(-H // bands)  # equal bands, fixed by the shape alone
+    _, R, S, K = maxima.weight_t.shape
+    band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * x.itemsize))
+    chunk = equal_part(C, CHUNK_BYTES // (R * S * K * x.itemsize))
+    L = maxima.indices.shape[2]
+    # Each image's maxima sorted by position (see the kernel): where each key's run of
+    # slots starts, and the slots' channels (int32: a (C, C, R, S) weight that exists
+    # has C far below 2**31) and values.
+    starts = allocate("workspace", (N, -(-C // chunk) * H * W + 1), np.int64)
+    channels = allocate("workspace", (N, C * L), np.int32)
+    values = allocate("workspace", (N, C * L), x.dtype)
     y = allocate("output", x.shape, x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
-                              maxima.weight_t, bias, y.reshape(N, C, H * W), H, W,
-                              maxima.e_h, maxima.pooled_w, band, num_threads)
+                              maxima.weight_t, bias, starts, channels, values,
+                              y.reshape(N, C, H * W), H, W, chunk, band, num_threads)
     return y
 
 

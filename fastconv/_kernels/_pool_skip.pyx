@@ -7,14 +7,17 @@ The weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``: for
 input channel and filter row, the S taps' rows over the output channels lie end to
 end, in the order of the output pixels they reach. A maximum at column iw thus meets
 S * K contiguous weights and S * K contiguous output elements (channels last): one
-long independent multiply-add per maximum and filter row, which vectorises.
+long multiply-add per maximum and filter row, which vectorises. The forward sums
+those of all the maxima at one column GROUP at a time, so their output elements are
+read and written once per group; the weight gradient does the same with the maxima
+of one channel.
 
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -130,86 +133,133 @@ cdef inline void add_products_of_up_to_3(floating* dots, const floating* w,
         add_products(dots, w, w_pitch, g, g_pitch, 1, count)
 
 
+cdef void sort_by_position(const int64_t* indices, const floating* pooled, Py_ssize_t C,
+                           Py_ssize_t L, Py_ssize_t plane, Py_ssize_t chunk,
+                           int64_t* starts, int32_t* channels,
+                           floating* values) noexcept nogil:
+    """Counting sort of one image's maxima by key ``(c // chunk) * plane + position``.
+
+    On return, entries ``starts[key] .. starts[key + 1] - 1`` of ``channels`` and
+    ``values`` are the maxima with that key, in increasing channel order. Both passes
+    read the maxima channel by channel, as they lie in memory.
+    """
+    cdef Py_ssize_t keys = (C + chunk - 1) // chunk * plane, c, p, key, slot, first
+    memset(starts, 0, (keys + 1) * sizeof(int64_t))
+    for c in range(C):
+        first = c // chunk * plane + 1
+        for p in range(L):
+            starts[first + indices[c * L + p]] += 1
+    for key in range(keys):
+        starts[key + 1] += starts[key]
+    # starts[key] is now the first slot of key; it serves as the fill cursor and ends
+    # as the first slot of key + 1, so one shift afterwards restores it.
+    for c in range(C):
+        first = c // chunk * plane
+        for p in range(L):
+            key = first + indices[c * L + p]
+            slot = starts[key]
+            starts[key] = slot + 1
+            channels[slot] = <int32_t> c
+            values[slot] = pooled[c * L + p]
+    for key in range(keys, 0, -1):
+        starts[key] = starts[key - 1]
+    starts[0] = 0
+
+
+cdef void spread_row(floating* acc_row, const int64_t* starts, const int32_t* channels,
+                     const floating* values, const floating* weight_t, Py_ssize_t first_key,
+                     Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
+                     Py_ssize_t K) noexcept nogil:
+    """Add to output row oh the maxima of one channel chunk (keys from ``first_key``).
+
+    Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
+    maxima at one column iw of those rows reach the same S pixels of the row: their
+    weight rows go GROUP at a time into one sweep over those pixels' S * K channels,
+    so the row is read and written once per GROUP maxima.
+    """
+    cdef const floating* rows[GROUP]
+    cdef floating scales[GROUP]
+    cdef Py_ssize_t span = S * K, count = 0, iw, r, j, key
+    cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
+    cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
+    for iw in range(W):
+        for r in range(r_lo, r_hi):
+            key = first_key + (oh - R // 2 + r) * W + iw
+            for j in range(starts[key], starts[key + 1]):
+                rows[count] = weight_t + (channels[j] * R + r) * span
+                scales[count] = values[j]
+                count = count + 1
+                if count == GROUP:
+                    add_scaled_group(acc_row + iw * K, rows, scales, GROUP, span)
+                    count = 0
+        if count:
+            add_scaled_group(acc_row + iw * K, rows, scales, count, span)
+            count = 0
+
+
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
-            const int64_t[:, :, ::1] indices,           # IN  (N, C, OH*OW), in [0, H*W)
-            const floating[:, :, ::1] pooled,           # IN  (N, C, OH*OW)
+            const int64_t[:, :, ::1] indices,           # IN  (N, C, L), in [0, H*W)
+            const floating[:, :, ::1] pooled,           # IN  (N, C, L)
             const floating[:, :, :, ::1] weight_t,      # IN  (C, R, S, K), s reversed
             const floating[::1] bias,                   # IN  (K,) or None
+            int64_t[:, ::1] starts,                     # WORK (N, chunks * H*W + 1)
+            int32_t[:, ::1] channels,                   # WORK (N, C * L)
+            floating[:, ::1] values,                    # WORK (N, C * L)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
-            Py_ssize_t H, Py_ssize_t W, Py_ssize_t e_h, Py_ssize_t OW, Py_ssize_t band,
+            Py_ssize_t H, Py_ssize_t W, Py_ssize_t chunk, Py_ssize_t band,
             int num_threads):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
-    The band accumulates channels last in a per-thread buffer whose rows have
-    pad = S // 2 spare pixels on each side, so a maximum at column iw adds its S taps
-    to pixels iw .. iw + S - 1 of a row without bounds checks. Input channels run in
-    order, so each channel's filters stay in cache while all its maxima that reach the
-    band (those of the pooled rows ph_lo .. ph_hi) are spread through them. The
-    interior is then transposed into y beside x. The sum at each output element runs
-    over (channel, maximum, filter row) in that order whatever the bands, so banding
-    does not change the result.
+    First each image's maxima are sorted by input position, within chunks of
+    ``chunk`` input channels (see ``sort_by_position``). A band then accumulates
+    channels last in a per-thread buffer whose rows have pad = S // 2 spare pixels on
+    each side, so a maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of
+    a row without bounds checks. Chunk after chunk, whose filters stay in cache, each
+    output row takes the maxima that reach it, position by position (see
+    ``spread_row``). The interior is then transposed into y beside x and the bias.
+    The sum at each output element runs over (chunk, column, filter row, channel) in
+    that order whatever the bands and threads.
     """
-    cdef Py_ssize_t C = indices.shape[1], OH = indices.shape[2] // OW
+    cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, row_len = (W + 2 * pad_w) * K
-    cdef Py_ssize_t bands = (H + band - 1) // band
-    cdef Py_ssize_t item, n, oh0, oh1, ph_lo, ph_hi, c, ph, p, ih, iw, oh, ow, r, r0, r1, k
+    cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K, plane = H * W
+    cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
+    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow, k
     cdef bint has_bias = bias is not None
-    cdef floating v
+    cdef floating b
     cdef void* raw = NULL
     cdef floating* acc = NULL
-    cdef floating* a
-    cdef const floating* w
+    cdef const floating* a
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    with nogil, parallel(num_threads=num_threads):
-        raw = malloc(band * row_len * sizeof(floating) + 64)
-        acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
-        if raw == NULL:
-            failed_flag[0] = 1
-        for item in prange(x.shape[0] * bands, schedule="static"):
-            if failed_flag[0]:
-                continue
-            n = item // bands
-            oh0 = (item % bands) * band
-            oh1 = oh0 + band if oh0 + band < H else H
-            memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
-            if has_bias:
-                for oh in range(oh1 - oh0):
-                    for ow in range(W):
-                        a = acc + oh * row_len + (ow + pad_w) * K
-                        for k in range(K):
-                            a[k] = bias[k]
-            # Maxima of input rows oh0 - pad_h .. oh1 - 1 + pad_h reach the band.
-            ph_lo = (oh0 - pad_h) // e_h if oh0 > pad_h else 0
-            ph_hi = (oh1 - 1 + pad_h) // e_h
-            if ph_hi > OH - 1:
-                ph_hi = OH - 1
-            for c in range(C):
-                for ph in range(ph_lo, ph_hi + 1):
-                    for p in range(ph * OW, (ph + 1) * OW):
-                        # The maximum lies in its block's e_h rows from ph * e_h: its
-                        # row and column without a division.
-                        ih = ph * e_h
-                        iw = indices[n, c, p] - ih * W
-                        while iw >= W:
-                            iw = iw - W
-                            ih = ih + 1
-                        v = pooled[n, c, p]
-                        # Filter rows r put it in output row ih + pad_h - r of the band.
-                        r0 = ih + pad_h - oh1 + 1 if ih + pad_h - oh1 + 1 > 0 else 0
-                        r1 = ih + pad_h - oh0 + 1 if ih + pad_h - oh0 + 1 < R else R
-                        for r in range(r0, r1):
-                            a = acc + (ih + pad_h - r - oh0) * row_len + iw * K
-                            w = &weight_t[c, r, 0, 0]
-                            for k in range(span):
-                                a[k] += v * w[k]
-            for k in range(K):
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            sort_by_position(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, plane, chunk,
+                             &starts[n, 0], &channels[n, 0], &values[n, 0])
+        with parallel(num_threads=num_threads):
+            raw = malloc(band * row_len * sizeof(floating) + 64)
+            acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
+            if raw == NULL:
+                failed_flag[0] = 1
+            for item in prange(N * bands, schedule="static"):
+                if failed_flag[0]:
+                    continue
+                n = item // bands
+                oh0 = (item % bands) * band
+                oh1 = oh0 + band if oh0 + band < H else H
+                memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
+                for q in range(chunks):
+                    for oh in range(oh0, oh1):
+                        spread_row(acc + (oh - oh0) * row_len, &starts[n, 0], &channels[n, 0],
+                                   &values[n, 0], &weight_t[0, 0, 0, 0], q * plane, oh, H, W,
+                                   R, S, K)
                 for oh in range(oh0, oh1):
-                    a = acc + (oh - oh0) * row_len + pad_w * K + k
-                    for ow in range(W):
-                        y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + a[ow * K]
-        free(raw)
+                    a = acc + (oh - oh0) * row_len + pad_w * K
+                    for k in range(K):
+                        b = bias[k] if has_bias else 0
+                        for ow in range(W):
+                            y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + (a[ow * K + k] + b)
+            free(raw)
     if failed:
         raise MemoryError("pool_skip: no memory for a band buffer")
 
