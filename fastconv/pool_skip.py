@@ -10,11 +10,13 @@ W, the rows and columns past the last whole block are never selected and the map
 still has x's size.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
 from fastconv._dispatch import KERNELS
+from fastconv._kernels import _transpose
 from fastconv._params import (
     allocate,
     as_4d_float_array,
@@ -41,17 +43,35 @@ class Maxima(NamedTuple):
     x_shape: tuple        # (N, C, H, W)
 
 
-def _aligned_copy(array):
-    """Return a C-contiguous copy of ``array`` whose data start on a 64-byte boundary.
+def _aligned_empty(shape, dtype):
+    """Return an uninitialised C-contiguous array whose data start on a 64-byte boundary.
 
     The kernels' vector loads and stores run along its rows of channels; aligned, no
     AVX-512 vector straddles two cache lines (NumPy guarantees 16 bytes only).
     """
-    buffer = allocate("workspace", (array.nbytes + 64,), np.uint8)
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    buffer = allocate("workspace", (nbytes + 64,), np.uint8)
     start = -buffer.ctypes.data % 64
-    copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_copy(array):
+    """Return a C-contiguous copy of ``array`` in an :func:`_aligned_empty` array."""
+    copy = _aligned_empty(array.shape, array.dtype)
     copy[...] = array
     return copy
+
+
+def _transposed(matrices, num_threads):
+    """Return ``matrices`` (B, M, P), C-contiguous, transposed to (B, P, M), aligned.
+
+    NumPy copies a transposed array element by element; the kernel copies it tile
+    by tile, in parallel.
+    """
+    B, M, P = matrices.shape
+    out = _aligned_empty((B, P, M), matrices.dtype)
+    _transpose.transpose(matrices, out, num_threads)
+    return out
 
 
 def find_maxima(x, weight, bias, e, num_threads):
@@ -78,8 +98,10 @@ def find_maxima(x, weight, bias, e, num_threads):
     pooled, indices = max_pool2d(x, e, return_indices=True, num_threads=num_threads)
     L = g["OH"] * g["OW"]
     # The kernels' layout: for one input channel and filter row, the S taps' rows over
-    # the output channels end to end, in the order of the output pixels they reach.
-    weight_t = _aligned_copy(weight[:, :, :, ::-1].transpose(1, 2, 3, 0))
+    # the output channels end to end, in the order of the output pixels they reach
+    # (a tile transposition, then the reversal of s, which copies whole rows of K).
+    unreversed = _transposed(weight.reshape(1, K, C * R * S), num_threads).reshape(C, R, S, K)
+    weight_t = _aligned_copy(unreversed[:, :, ::-1])
     return x, bias, Maxima(pooled.reshape(N, C, L), indices.reshape(N, C, L), weight_t,
                            g["R"], g["OW"], x.shape)
 
@@ -171,12 +193,15 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     grad_y = check_grad_output(grad_output, maxima.x_shape)
     check_same_dtype(x=maxima.pooled, grad_output=grad_y)
     N, C, H, W = grad_y.shape
-    grad_t = _aligned_copy(grad_y.transpose(0, 2, 3, 1))
+    grad_t = _transposed(grad_y.reshape(N, C, H * W), num_threads).reshape(N, H, W, C)
     grad_x = np.array(grad_y, order="C", copy=True)
-    grad_weight_t = _aligned_copy(np.zeros(maxima.weight_t.shape, dtype=grad_y.dtype))
+    grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
+    grad_weight_t.fill(0)
     KERNELS.pool_skip.backward(grad_t, maxima.indices, maxima.pooled, maxima.weight_t,
                                grad_weight_t, grad_x.reshape(N, C, H * W), maxima.e_h,
                                maxima.pooled_w, num_threads)
-    grad_weight = np.ascontiguousarray(grad_weight_t[:, :, ::-1].transpose(3, 0, 1, 2))
+    _, R, S, K = grad_weight_t.shape
+    unreversed = np.ascontiguousarray(grad_weight_t[:, :, ::-1]).reshape(1, C * R * S, K)
+    grad_weight = _transposed(unreversed, num_threads).reshape(K, C, R, S)
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
     return grad_x, grad_weight, grad_bias

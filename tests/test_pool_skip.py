@@ -121,6 +121,18 @@ def test_pool_skip_over_several_bands_and_channel_chunks(dtype, rng, monkeypatch
                      pool_skip_reference(x, weight, bias, e), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 70, 45), (1, 32, 64), (2, 1, 33), (0, 5, 5)])
+def test_tile_transposition_of_the_layouts(shape, dtype, rng):
+    """The kernel behind the filters' and gradient's layouts, on partial tiles too."""
+    from fastconv._kernels import _transpose
+    src = rng.standard_normal(shape).astype(dtype)
+    for threads in (1, 2):
+        dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype=dtype)
+        _transpose.transpose(src, dst, threads)
+        np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
+
+
 def test_pool_skip_empty_batch_and_read_only_inputs(rng):
     x, weight, bias = operands(rng, (0, 3, 6, 6), (3, 3), np.float32)
     assert fastconv.pool_skip(x, weight, bias).shape == (0, 3, 6, 6)
