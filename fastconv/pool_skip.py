@@ -194,12 +194,13 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     check_same_dtype(x=maxima.pooled, grad_output=grad_y)
     N, C, H, W = grad_y.shape
     grad_t = _transposed(grad_y.reshape(N, C, H * W), num_threads).reshape(N, H, W, C)
-    grad_x = np.array(grad_y, order="C", copy=True)
+    grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
     grad_weight_t.fill(0)
-    KERNELS.pool_skip.backward(grad_t, maxima.indices, maxima.pooled, maxima.weight_t,
-                               grad_weight_t, grad_x.reshape(N, C, H * W), maxima.e_h,
-                               maxima.pooled_w, num_threads)
+    KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
+                               maxima.pooled, maxima.weight_t, grad_weight_t,
+                               grad_x.reshape(N, C, H * W), maxima.e_h, maxima.pooled_w,
+                               num_threads)
     _, R, S, K = grad_weight_t.shape
     unreversed = np.ascontiguousarray(grad_weight_t[:, :, ::-1]).reshape(1, C * R * S, K)
     grad_weight = _transposed(unreversed, num_threads).reshape(K, C, R, S)

@@ -19,40 +19,41 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
 
 
-cdef enum:
-    LANES = 16
+cdef extern from "simd_dot.h" nogil:
+    float fastconv_dot_rows_f32(const float* a, Py_ssize_t a_pitch, const float* b,
+                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n)
+    double fastconv_dot_rows_f64(const double* a, Py_ssize_t a_pitch, const double* b,
+                                 Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n)
 
 
-cdef inline floating lane_sum(const floating* values, Py_ssize_t count) noexcept nogil:
-    """Sum ``values[:count]`` in a fixed order: LANES running sums, halved pairwise, then the tail.
+cdef inline floating dot_rows(const floating* a, Py_ssize_t a_pitch, const floating* b,
+                              Py_ssize_t b_pitch, Py_ssize_t rows,
+                              Py_ssize_t n) noexcept nogil:
+    """``sum(a[t * a_pitch + k] * b[t * b_pitch + k])`` over t < rows, k < n, summed
+    in vector lanes (see simd_dot.h)."""
+    if floating is float:
+        return fastconv_dot_rows_f32(a, a_pitch, b, b_pitch, rows, n)
+    else:
+        return fastconv_dot_rows_f64(a, a_pitch, b, b_pitch, rows, n)
 
-    A left-to-right sum is one long chain of dependent additions; LANES independent
-    ones vectorise, and halving them pairwise keeps the final chain short, without any
-    reordering that could depend on the build.
+
+cdef inline Py_ssize_t row_of_maximum(int64_t q, Py_ssize_t ph, Py_ssize_t e_h,
+                                      Py_ssize_t W) noexcept nogil:
+    """The row of the maximum at flat position q of pooled row ph.
+
+    It lies in the block's e_h rows from ph * e_h: a few subtractions find it, where
+    ``q // W`` would cost a division per maximum.
     """
-    cdef floating lanes[LANES]
-    cdef Py_ssize_t full = count - count % LANES, b, lane
-    cdef floating total
-    for lane in range(LANES):
-        lanes[lane] = 0
-    for b in range(full // LANES):
-        for lane in range(LANES):
-            lanes[lane] += values[b * LANES + lane]
-    for lane in range(8):
-        lanes[lane] += lanes[lane + 8]
-    for lane in range(4):
-        lanes[lane] += lanes[lane + 4]
-    for lane in range(2):
-        lanes[lane] += lanes[lane + 2]
-    total = lanes[0] + lanes[1]
-    for b in range(full, count):
-        total += values[b]
-    return total
+    cdef Py_ssize_t ih = ph * e_h, offset = q - ih * W
+    while offset >= W:
+        offset = offset - W
+        ih = ih + 1
+    return ih
 
 
 cdef void weight_gradient_row(floating* gw, const floating* grad_image,
@@ -73,12 +74,8 @@ cdef void weight_gradient_row(floating* gw, const floating* grad_image,
     cdef const floating* g
     for ph in range(OH):
         for p in range(ph * OW, (ph + 1) * OW):
-            # The maximum lies in its block's e_h rows from ph * e_h.
-            ih = ph * e_h
+            ih = row_of_maximum(positions[p], ph, e_h, W)
             iw = positions[p] - ih * W
-            while iw >= W:
-                iw = iw - W
-                ih = ih + 1
             oh = ih + pad_h - r
             if oh < 0 or oh >= H:
                 continue
@@ -101,36 +98,6 @@ cdef void weight_gradient_row(floating* gw, const floating* grad_image,
             add_scaled_group(gw + s_lo * K, rows, scales, 1, (s_hi - s_lo) * K)
     if count:
         add_scaled_group(gw, rows, scales, count, S * K)
-
-
-cdef inline void add_products(floating* dots, const floating* w, Py_ssize_t w_pitch,
-                              const floating* g, Py_ssize_t g_pitch, Py_ssize_t rows,
-                              Py_ssize_t count) noexcept nogil:
-    """``dots[k] += w[t * w_pitch + k] * g[t * g_pitch + k]`` for ``t < rows`` in turn.
-
-    For ``k < count``. With ``rows`` a constant after inlining, the running sum stays in
-    a register across the rows: the same operations, in the same order, as row by row.
-    """
-    cdef Py_ssize_t k, t
-    cdef floating total
-    for k in range(count):
-        total = dots[k]
-        for t in range(rows):
-            total += w[t * w_pitch + k] * g[t * g_pitch + k]
-        dots[k] = total
-
-
-cdef inline void add_products_of_up_to_3(floating* dots, const floating* w,
-                                         Py_ssize_t w_pitch, const floating* g,
-                                         Py_ssize_t g_pitch, Py_ssize_t rows,
-                                         Py_ssize_t count) noexcept nogil:
-    """:func:`add_products` with ``rows`` (1, 2 or 3) made a constant."""
-    if rows == 3:
-        add_products(dots, w, w_pitch, g, g_pitch, 3, count)
-    elif rows == 2:
-        add_products(dots, w, w_pitch, g, g_pitch, 2, count)
-    else:
-        add_products(dots, w, w_pitch, g, g_pitch, 1, count)
 
 
 cdef void sort_by_position(const int64_t* indices, const floating* pooled, Py_ssize_t C,
@@ -264,65 +231,62 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         raise MemoryError("pool_skip: no memory for a band buffer")
 
 
+cdef void maxima_gradients(floating* grad_x, const floating* grad_image,
+                           const int64_t* positions, const floating* weight_c,
+                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H,
+                           Py_ssize_t W, Py_ssize_t K, Py_ssize_t R,
+                           Py_ssize_t S) noexcept nogil:
+    """``grad_x[q] += weight_c . grad`` over the pixels each of one channel's maxima reaches.
+
+    A maximum at q = (ih, iw) reaches through filter row r the output pixels
+    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist: its gradient is
+    the dot product of ``weight_c[r, s]`` with their gradient rows (channels last,
+    contiguous), over the filter rows whose output rows exist.
+    """
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, ph, p, q, ih, iw, r0, r1, s_lo, s_hi
+    for ph in range(OH):
+        for p in range(ph * OW, (ph + 1) * OW):
+            q = positions[p]
+            ih = row_of_maximum(q, ph, e_h, W)
+            iw = q - ih * W
+            s_lo = pad_w - iw if iw < pad_w else 0
+            s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+            r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
+            r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
+            # Row r's gradient lies W * K before row r - 1's.
+            grad_x[q] += dot_rows(weight_c + (r0 * S + s_lo) * K, S * K,
+                                  grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K,
+                                  -W * K, r1 - r0, (s_hi - s_lo) * K)
+
+
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
+             const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W): the same, K == C
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
-             floating[:, :, ::1] grad_x,               # IN/OUT (N, C, H*W): added to
+             floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
              Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
-    """The weight gradient (in weight_t's layout), and the input gradient via the maxima.
+    """The weight gradient (in weight_t's layout), and the input gradient.
 
-    Images run in order; within one, the work item is input channel c. A maximum
-    (c, p) at (ih, iw) reaches through filter row r the output pixels
-    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist; with g their
-    gradient rows (contiguous, channels last): the maximum's gradient gains
-    ``weight_t[c, r, s] . g``, summed lane by lane in a buffer of S * K (see
-    ``lane_sum``), added to ``grad_x[c, ih * W + iw]``; and, filter row by filter row
-    (see ``weight_gradient_row``), ``grad_weight_t[c, r, s] += pooled * g``. ``e_h`` and
+    Images run in order; within one, the work item is input channel c: its plane of
+    ``grad_x`` is grad_y's (the identity path) plus, at each maximum, the gradient
+    through the convolution (see ``maxima_gradients``); filter row by filter row (see
+    ``weight_gradient_row``), ``grad_weight_t[c, r, s] += pooled * g``. ``e_h`` and
     ``OW`` give the pooled grid, whose block rows locate each maximum's row.
     One image at a time keeps its gradient rows in cache for all channels.
     """
     cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
-    cdef Py_ssize_t n, c, p, q, ih, iw, r, r0, r1, s_lo, s_hi, span
-    cdef floating* dots = NULL
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t OH = indices.shape[2] // OW
+    cdef Py_ssize_t n, c, r
     with nogil:
         for n in range(grad_t.shape[0]):
-            with parallel(num_threads=num_threads):
-                dots = <floating*> malloc(S * K * sizeof(floating))
-                if dots == NULL:
-                    failed_flag[0] = 1
-                for c in prange(indices.shape[1], schedule="static"):
-                    if failed_flag[0]:
-                        continue
-                    for p in range(indices.shape[2]):
-                        q = indices[n, c, p]
-                        ih = q // W
-                        iw = q % W
-                        s_lo = pad_w - iw if iw < pad_w else 0
-                        s_hi = W + pad_w - iw if W + pad_w - iw < S else S
-                        span = (s_hi - s_lo) * K
-                        # Filter rows r0 .. r1 reach output rows inside the image.
-                        r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
-                        r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
-                        memset(dots, 0, S * K * sizeof(floating))
-                        # Row r's gradient lies W * K before row r - 1's.
-                        for r in range(r0, r1, 3):
-                            add_products_of_up_to_3(
-                                dots + s_lo * K, &weight_t[c, r, s_lo, 0], S * K,
-                                &grad_t[n, ih + pad_h - r, iw - pad_w + s_lo, 0], -W * K,
-                                min(3, r1 - r), span)
-                        grad_x[n, c, q] += lane_sum(dots, S * K)
-                    for r in range(R):
-                        weight_gradient_row(&grad_weight_t[c, r, 0, 0], &grad_t[n, 0, 0, 0],
-                                            &indices[n, c, 0], &pooled[n, c, 0],
-                                            indices.shape[2] // OW, OW, e_h, H, W, K, R, S, r)
-                free(dots)
-            if failed:
-                break
-    if failed:
-        raise MemoryError("pool_skip_backward: no memory for a work buffer")
+            for c in prange(indices.shape[1], schedule="static", num_threads=num_threads):
+                memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], H * W * sizeof(floating))
+                maxima_gradients(&grad_x[n, c, 0], &grad_t[n, 0, 0, 0], &indices[n, c, 0],
+                                 &weight_t[c, 0, 0, 0], OH, OW, e_h, H, W, K, R, S)
+                for r in range(R):
+                    weight_gradient_row(&grad_weight_t[c, r, 0, 0], &grad_t[n, 0, 0, 0],
+                                        &indices[n, c, 0], &pooled[n, c, 0], OH, OW, e_h, H,
+                                        W, K, R, S, r)
