@@ -106,16 +106,18 @@ def test_pool_skip_is_bitwise_equal_for_one_and_two_threads(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_pool_skip_over_several_bands_and_channel_chunks(dtype, rng, monkeypatch):
-    """Budgets shrunk to bands of 2 output rows (2+2+2+2+1) and chunks of 3 of the 7
-    input channels (3+3+1): every band meets maxima of its neighbours' rows, and each
+@pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
+def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
+    """Budgets shrunk to bands of 2 output rows (2+2+2+2+1) and chunks of ``chunk``
+    input channels (3+3+1; five of 26, two of them across the 64-channel words of
+    the maxima's masks): every band meets maxima of its neighbours' rows, and each
     chunk's maxima add to what the previous chunks left."""
     module = importlib.import_module("fastconv.pool_skip")
-    N, C, H, W = 2, 7, 9, 10
+    N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
     itemsize = np.dtype(dtype).itemsize
     monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
-    monkeypatch.setattr(module, "CHUNK_BYTES", 3 * 9 * C * itemsize)
+    monkeypatch.setattr(module, "CHUNK_BYTES", chunk * 9 * C * itemsize)
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)

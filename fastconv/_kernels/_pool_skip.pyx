@@ -17,11 +17,15 @@ writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
+
+
+cdef extern from "bits.h" nogil:
+    int fastconv_lowest_bit(uint64_t word)
 
 
 cdef extern from "simd_dot.h" nogil:
@@ -100,65 +104,73 @@ cdef void weight_gradient_row(floating* gw, const floating* grad_image,
         add_scaled_group(gw, rows, scales, count, S * K)
 
 
-cdef void sort_by_position(const int64_t* indices, const floating* pooled, Py_ssize_t C,
-                           Py_ssize_t L, Py_ssize_t plane, Py_ssize_t chunk,
-                           int64_t* starts, int32_t* channels,
-                           floating* values) noexcept nogil:
-    """Counting sort of one image's maxima by key ``(c // chunk) * plane + position``.
+cdef void mark_maxima(const int64_t* indices, Py_ssize_t C, Py_ssize_t L, Py_ssize_t plane,
+                      uint64_t* masks) noexcept nogil:
+    """Set bit ``c % 64`` of ``masks[c // 64, q]`` for each maximum of channel c, at q.
 
-    On return, entries ``starts[key] .. starts[key + 1] - 1`` of ``channels`` and
-    ``values`` are the maxima with that key, in increasing channel order. Both passes
-    read the maxima channel by channel, as they lie in memory.
+    One image's maxima, channel by channel as they lie in memory; the words of one
+    group of 64 channels (one word per input position) stay in cache meanwhile.
     """
-    cdef Py_ssize_t keys = (C + chunk - 1) // chunk * plane, c, p, key, slot, first
-    memset(starts, 0, (keys + 1) * sizeof(int64_t))
+    cdef Py_ssize_t c, p
+    cdef uint64_t bit
+    cdef uint64_t* words
+    memset(masks, 0, (C + 63) // 64 * plane * sizeof(uint64_t))
     for c in range(C):
-        first = c // chunk * plane + 1
+        words = masks + c // 64 * plane
+        bit = (<uint64_t> 1) << (c % 64)
         for p in range(L):
-            starts[first + indices[c * L + p]] += 1
-    for key in range(keys):
-        starts[key + 1] += starts[key]
-    # starts[key] is now the first slot of key; it serves as the fill cursor and ends
-    # as the first slot of key + 1, so one shift afterwards restores it.
-    for c in range(C):
-        first = c // chunk * plane
-        for p in range(L):
-            key = first + indices[c * L + p]
-            slot = starts[key]
-            starts[key] = slot + 1
-            channels[slot] = <int32_t> c
-            values[slot] = pooled[c * L + p]
-    for key in range(keys, 0, -1):
-        starts[key] = starts[key - 1]
-    starts[0] = 0
+            words[indices[c * L + p]] |= bit
 
 
-cdef void spread_row(floating* acc_row, const int64_t* starts, const int32_t* channels,
-                     const floating* values, const floating* weight_t, Py_ssize_t first_key,
-                     Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
-                     Py_ssize_t K) noexcept nogil:
-    """Add to output row oh the maxima of one channel chunk (keys from ``first_key``).
+cdef inline uint64_t channel_bits(Py_ssize_t word, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """The bits of channels ``c0 .. c1 - 1`` in mask word ``word`` (channels from 64 * word),
+    which holds at least one of them."""
+    cdef Py_ssize_t lo = c0 - 64 * word, hi = c1 - 64 * word
+    cdef uint64_t bits = ~(<uint64_t> 0)
+    if lo > 0:
+        bits = bits << lo
+    if hi < 64:
+        bits = bits & (((<uint64_t> 1) << hi) - 1)
+    return bits
+
+
+cdef void spread_row(floating* acc_row, const uint64_t* masks, const floating* pooled,
+                     const floating* weight_t, const Py_ssize_t* block_row,
+                     const Py_ssize_t* block_col, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t oh,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t L, Py_ssize_t OW, Py_ssize_t R,
+                     Py_ssize_t S, Py_ssize_t K) noexcept nogil:
+    """Add to output row oh the maxima of input channels ``c0 .. c1 - 1``.
 
     Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
     maxima at one column iw of those rows reach the same S pixels of the row: their
     weight rows go GROUP at a time into one sweep over those pixels' S * K channels,
-    so the row is read and written once per GROUP maxima.
+    so the row is read and written once per GROUP maxima. The maxima at (ih, iw) are
+    the bits set in its mask words (see ``mark_maxima``), taken in channel order; each
+    one's value is its channel's maximum of the block holding (ih, iw).
     """
     cdef const floating* rows[GROUP]
     cdef floating scales[GROUP]
-    cdef Py_ssize_t span = S * K, count = 0, iw, r, j, key
+    cdef Py_ssize_t span = S * K, plane = H * W, count = 0, iw, r, ih, q, p, word, c
     cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
     cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
+    cdef uint64_t bits
     for iw in range(W):
         for r in range(r_lo, r_hi):
-            key = first_key + (oh - R // 2 + r) * W + iw
-            for j in range(starts[key], starts[key + 1]):
-                rows[count] = weight_t + (channels[j] * R + r) * span
-                scales[count] = values[j]
-                count = count + 1
-                if count == GROUP:
-                    add_scaled_group(acc_row + iw * K, rows, scales, GROUP, span)
-                    count = 0
+            ih = oh - R // 2 + r
+            q = ih * W + iw
+            # The block holding (ih, iw); past the last whole block no bit is set.
+            p = block_row[ih] * OW + block_col[iw]
+            for word in range(c0 // 64, (c1 - 1) // 64 + 1):
+                bits = masks[word * plane + q] & channel_bits(word, c0, c1)
+                while bits:
+                    c = 64 * word + fastconv_lowest_bit(bits)
+                    bits = bits & (bits - 1)
+                    rows[count] = weight_t + (c * R + r) * span
+                    scales[count] = pooled[c * L + p]
+                    count = count + 1
+                    if count == GROUP:
+                        add_scaled_group(acc_row + iw * K, rows, scales, GROUP, span)
+                        count = 0
         if count:
             add_scaled_group(acc_row + iw * K, rows, scales, count, span)
             count = 0
@@ -169,29 +181,29 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             const floating[:, :, ::1] pooled,           # IN  (N, C, L)
             const floating[:, :, :, ::1] weight_t,      # IN  (C, R, S, K), s reversed
             const floating[::1] bias,                   # IN  (K,) or None
-            int64_t[:, ::1] starts,                     # WORK (N, chunks * H*W + 1)
-            int32_t[:, ::1] channels,                   # WORK (N, C * L)
-            floating[:, ::1] values,                    # WORK (N, C * L)
+            const Py_ssize_t[::1] block_row,            # IN  (H,): ih // e_h
+            const Py_ssize_t[::1] block_col,            # IN  (W,): iw // e_w
+            uint64_t[:, :, ::1] masks,                  # WORK (N, ceil(C / 64), H*W)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
-            Py_ssize_t H, Py_ssize_t W, Py_ssize_t chunk, Py_ssize_t band,
-            int num_threads):
+            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, int num_threads):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
-    First each image's maxima are sorted by input position, within chunks of
-    ``chunk`` input channels (see ``sort_by_position``). A band then accumulates
+    First each image's maxima are marked, by channel, in one mask word per 64
+    channels and input position (see ``mark_maxima``). A band then accumulates
     channels last in a per-thread buffer whose rows have pad = S // 2 spare pixels on
     each side, so a maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of
-    a row without bounds checks. Chunk after chunk, whose filters stay in cache, each
-    output row takes the maxima that reach it, position by position (see
-    ``spread_row``). The interior is then transposed into y beside x and the bias.
+    a row without bounds checks. Chunk after chunk of ``chunk`` input channels, whose
+    filters stay in cache, each output row takes the maxima that reach it, position by
+    position (see ``spread_row``). The interior is then transposed into y beside x and the bias.
     The sum at each output element runs over (chunk, column, filter row, channel) in
     that order whatever the bands and threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
+    cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0]
     cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K, plane = H * W
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow, k
+    cdef Py_ssize_t item, n, oh0, oh1, q, c0, c1, oh, ow, k
     cdef bint has_bias = bias is not None
     cdef floating b
     cdef void* raw = NULL
@@ -201,8 +213,7 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef int* failed_flag = &failed
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
-            sort_by_position(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, plane, chunk,
-                             &starts[n, 0], &channels[n, 0], &values[n, 0])
+            mark_maxima(&indices[n, 0, 0], C, L, plane, &masks[n, 0, 0])
         with parallel(num_threads=num_threads):
             raw = malloc(band * row_len * sizeof(floating) + 64)
             acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
@@ -216,10 +227,12 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                 oh1 = oh0 + band if oh0 + band < H else H
                 memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
                 for q in range(chunks):
+                    c0 = q * chunk
+                    c1 = c0 + chunk if c0 + chunk < C else C
                     for oh in range(oh0, oh1):
-                        spread_row(acc + (oh - oh0) * row_len, &starts[n, 0], &channels[n, 0],
-                                   &values[n, 0], &weight_t[0, 0, 0, 0], q * plane, oh, H, W,
-                                   R, S, K)
+                        spread_row(acc + (oh - oh0) * row_len, &masks[n, 0, 0], &pooled[n, 0, 0],
+                                   &weight_t[0, 0, 0, 0], &block_row[0], &block_col[0], c0,
+                                   c1, oh, H, W, L, OW, R, S, K)
                 for oh in range(oh0, oh1):
                     a = acc + (oh - oh0) * row_len + pad_w * K
                     for k in range(K):
