@@ -60,50 +60,6 @@ cdef inline Py_ssize_t row_of_maximum(int64_t q, Py_ssize_t ph, Py_ssize_t e_h,
     return ih
 
 
-cdef void weight_gradient_row(floating* gw, const floating* grad_image,
-                              const int64_t* positions, const floating* values,
-                              Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H,
-                              Py_ssize_t W, Py_ssize_t K, Py_ssize_t R, Py_ssize_t S,
-                              Py_ssize_t r) noexcept nogil:
-    """Filter row r of one input channel: ``gw[s, k] += value * grad[oh, iw - S//2 + s, k]``.
-
-    Over the channel's maxima (``positions``, ``values``) in order, each at (ih, iw)
-    reaching output row oh = ih + R // 2 - r. Maxima whose S columns all lie inside
-    the image go GROUP at a time into one sweep; one at an edge first flushes the group,
-    so every element's sum keeps the maxima's order.
-    """
-    cdef const floating* rows[GROUP]
-    cdef floating scales[GROUP]
-    cdef Py_ssize_t count = 0, pad_h = R // 2, pad_w = S // 2, ph, p, ih, iw, oh, s_lo, s_hi
-    cdef const floating* g
-    for ph in range(OH):
-        for p in range(ph * OW, (ph + 1) * OW):
-            ih = row_of_maximum(positions[p], ph, e_h, W)
-            iw = positions[p] - ih * W
-            oh = ih + pad_h - r
-            if oh < 0 or oh >= H:
-                continue
-            g = grad_image + (oh * W + iw - pad_w) * K
-            if pad_w <= iw < W - pad_w:
-                rows[count] = g
-                scales[count] = values[p]
-                count = count + 1
-                if count == GROUP:
-                    add_scaled_group(gw, rows, scales, GROUP, S * K)
-                    count = 0
-                continue
-            if count:
-                add_scaled_group(gw, rows, scales, count, S * K)
-                count = 0
-            s_lo = pad_w - iw if iw < pad_w else 0
-            s_hi = W + pad_w - iw if W + pad_w - iw < S else S
-            rows[0] = g + s_lo * K
-            scales[0] = values[p]
-            add_scaled_group(gw + s_lo * K, rows, scales, 1, (s_hi - s_lo) * K)
-    if count:
-        add_scaled_group(gw, rows, scales, count, S * K)
-
-
 cdef void mark_maxima(const int64_t* indices, Py_ssize_t C, Py_ssize_t L, Py_ssize_t plane,
                       uint64_t* masks) noexcept nogil:
     """Set bit ``c % 64`` of ``masks[c // 64, q]`` for each maximum of channel c, at q.
@@ -244,19 +200,48 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         raise MemoryError("pool_skip: no memory for a band buffer")
 
 
-cdef void maxima_gradients(floating* grad_x, const floating* grad_image,
-                           const int64_t* positions, const floating* weight_c,
-                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H,
-                           Py_ssize_t W, Py_ssize_t K, Py_ssize_t R,
-                           Py_ssize_t S) noexcept nogil:
-    """``grad_x[q] += weight_c . grad`` over the pixels each of one channel's maxima reaches.
+cdef inline void add_to_filter_row(floating* gw, const floating** rows, floating* scales,
+                                   Py_ssize_t* count, const floating* g, floating value,
+                                   Py_ssize_t span) noexcept nogil:
+    """Queue ``gw += value * g`` (``span`` elements); run the queue when GROUP are waiting."""
+    rows[count[0]] = g
+    scales[count[0]] = value
+    count[0] += 1
+    if count[0] == GROUP:
+        add_scaled_group(gw, rows, scales, GROUP, span)
+        count[0] = 0
+
+
+cdef inline void flush_filter_row(floating* gw, const floating** rows, floating* scales,
+                                  Py_ssize_t* count, Py_ssize_t span) noexcept nogil:
+    """Run what waits in the queue of :func:`add_to_filter_row`."""
+    if count[0]:
+        add_scaled_group(gw, rows, scales, count[0], span)
+        count[0] = 0
+
+
+cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad_image,
+                            const int64_t* positions, const floating* values,
+                            const floating* weight_c, const floating** rows,
+                            floating* scales, Py_ssize_t* counts, Py_ssize_t OH,
+                            Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
+                            Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
+    """Both gradients through one input channel's maxima, in one pass over them.
 
     A maximum at q = (ih, iw) reaches through filter row r the output pixels
-    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist: its gradient is
-    the dot product of ``weight_c[r, s]`` with their gradient rows (channels last,
-    contiguous), over the filter rows whose output rows exist.
+    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose gradient
+    rows g (channels last) lie end to end. Its gradient ``grad_x[q]`` gains the dot
+    product of ``weight_c[r, s]`` with them, over the rows r whose output row exists;
+    and ``gw[r, s] += value * g``: maxima whose S columns all lie inside the image
+    queue up per filter row (``rows``, ``scales``, ``counts``: R queues of GROUP) to
+    go GROUP at a time into one sweep, while their rows are still in cache; one at an
+    edge first runs its row's queue, so every element's sum keeps the maxima's order.
     """
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, ph, p, q, ih, iw, r0, r1, s_lo, s_hi
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
+    cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
+    cdef const floating* g
+    for r in range(R):
+        counts[r] = 0
     for ph in range(OH):
         for p in range(ph * OW, (ph + 1) * OW):
             q = positions[p]
@@ -264,12 +249,28 @@ cdef void maxima_gradients(floating* grad_x, const floating* grad_image,
             iw = q - ih * W
             s_lo = pad_w - iw if iw < pad_w else 0
             s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+            # Filter rows r0 .. r1 reach output rows inside the image; row r's gradient
+            # lies W * K before row r - 1's.
             r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
             r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
-            # Row r's gradient lies W * K before row r - 1's.
-            grad_x[q] += dot_rows(weight_c + (r0 * S + s_lo) * K, S * K,
+            grad_x[q] += dot_rows(weight_c + (r0 * S + s_lo) * K, span,
                                   grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K,
                                   -W * K, r1 - r0, (s_hi - s_lo) * K)
+            for r in range(r0, r1):
+                g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
+                if s_lo == 0 and s_hi == S:
+                    add_to_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
+                                      counts + r, g, values[p], span)
+                    continue
+                flush_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
+                                 counts + r, span)
+                rows[r * GROUP] = g + s_lo * K
+                scales[r * GROUP] = values[p]
+                add_scaled_group(gw + r * span + s_lo * K, rows + r * GROUP,
+                                 scales + r * GROUP, 1, (s_hi - s_lo) * K)
+    for r in range(R):
+        flush_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r,
+                         span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
@@ -284,22 +285,41 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
 
     Images run in order; within one, the work item is input channel c: its plane of
     ``grad_x`` is grad_y's (the identity path) plus, at each maximum, the gradient
-    through the convolution (see ``maxima_gradients``); filter row by filter row (see
-    ``weight_gradient_row``), ``grad_weight_t[c, r, s] += pooled * g``. ``e_h`` and
-    ``OW`` give the pooled grid, whose block rows locate each maximum's row.
-    One image at a time keeps its gradient rows in cache for all channels.
+    through the convolution, and ``grad_weight_t[c]`` gains the maxima's products with
+    the gradient rows they reach (see ``channel_gradients``). ``e_h`` and ``OW`` give
+    the pooled grid, whose block rows locate each maximum's row. One image at a time
+    keeps its gradient rows in cache for all channels.
     """
     cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = indices.shape[2] // OW
-    cdef Py_ssize_t n, c, r
+    cdef Py_ssize_t n, c
+    cdef const floating** rows = NULL
+    cdef floating* scales = NULL
+    cdef Py_ssize_t* counts = NULL
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
     with nogil:
         for n in range(grad_t.shape[0]):
-            for c in prange(indices.shape[1], schedule="static", num_threads=num_threads):
-                memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], H * W * sizeof(floating))
-                maxima_gradients(&grad_x[n, c, 0], &grad_t[n, 0, 0, 0], &indices[n, c, 0],
-                                 &weight_t[c, 0, 0, 0], OH, OW, e_h, H, W, K, R, S)
-                for r in range(R):
-                    weight_gradient_row(&grad_weight_t[c, r, 0, 0], &grad_t[n, 0, 0, 0],
-                                        &indices[n, c, 0], &pooled[n, c, 0], OH, OW, e_h, H,
-                                        W, K, R, S, r)
+            with parallel(num_threads=num_threads):
+                # Each thread's queues of maxima per filter row.
+                rows = <const floating**> malloc(R * GROUP * sizeof(floating*))
+                scales = <floating*> malloc(R * GROUP * sizeof(floating))
+                counts = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+                if rows == NULL or scales == NULL or counts == NULL:
+                    failed_flag[0] = 1
+                for c in prange(indices.shape[1], schedule="static"):
+                    if failed_flag[0]:
+                        continue
+                    memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], H * W * sizeof(floating))
+                    channel_gradients(&grad_x[n, c, 0], &grad_weight_t[c, 0, 0, 0],
+                                      &grad_t[n, 0, 0, 0], &indices[n, c, 0], &pooled[n, c, 0],
+                                      &weight_t[c, 0, 0, 0], rows, scales, counts, OH, OW,
+                                      e_h, H, W, K, R, S)
+                free(rows)
+                free(scales)
+                free(counts)
+            if failed:
+                break
+    if failed:
+        raise MemoryError("pool_skip_backward: no memory for the queues of maxima")
