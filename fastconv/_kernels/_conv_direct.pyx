@@ -19,7 +19,7 @@ from libc.string cimport memset
 from fastconv._kernels._geometry cimport (
     Geometry, TapSpan, clamp, first_beyond, first_inside, tap_span,
 )
-from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
+from fastconv._kernels._scaled_rows cimport GROUP, queue_scaled_row, run_queue
 
 
 cdef inline Py_ssize_t phases_read(Py_ssize_t stride, Py_ssize_t taps,
@@ -83,15 +83,11 @@ cdef void add_channel_taps(floating* acc, Py_ssize_t length, const floating* pha
         dy = r * g.dilation_h
         for s in range(g.S):
             dx = s * g.dilation_w
-            rows[count] = (phases + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
-                           + (dy // g.stride_h) * Wq + dx // g.stride_w)
-            scales[count] = taps[r * g.S + s]
-            count = count + 1
-            if count == GROUP:
-                add_scaled_group(acc, rows, scales, GROUP, length)
-                count = 0
-    if count:
-        add_scaled_group(acc, rows, scales, count, length)
+            queue_scaled_row(acc, rows, scales, &count,
+                             phases + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
+                             + (dy // g.stride_h) * Wq + dx // g.stride_w,
+                             taps[r * g.S + s], length)
+    run_queue(acc, rows, scales, &count, length)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)

@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastconv._kernels._scaled_rows cimport GROUP, add_scaled_group
+from fastconv._kernels._scaled_rows cimport GROUP, queue_scaled_row, run_queue
 
 
 cdef extern from "bits.h" nogil:
@@ -121,15 +121,9 @@ cdef void spread_row(floating* acc_row, const uint64_t* masks, const floating* p
                 while bits:
                     c = 64 * word + fastconv_lowest_bit(bits)
                     bits = bits & (bits - 1)
-                    rows[count] = weight_t + (c * R + r) * span
-                    scales[count] = pooled[c * L + p]
-                    count = count + 1
-                    if count == GROUP:
-                        add_scaled_group(acc_row + iw * K, rows, scales, GROUP, span)
-                        count = 0
-        if count:
-            add_scaled_group(acc_row + iw * K, rows, scales, count, span)
-            count = 0
+                    queue_scaled_row(acc_row + iw * K, rows, scales, &count,
+                                     weight_t + (c * R + r) * span, pooled[c * L + p], span)
+        run_queue(acc_row + iw * K, rows, scales, &count, span)
 
 
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
@@ -150,9 +144,9 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     each side, so a maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of
     a row without bounds checks. Chunk after chunk of ``chunk`` input channels, whose
     filters stay in cache, each output row takes the maxima that reach it, position by
-    position (see ``spread_row``). The interior is then transposed into y beside x and the bias.
-    The sum at each output element runs over (chunk, column, filter row, channel) in
-    that order whatever the bands and threads.
+    position (see ``spread_row``). The interior is then transposed into y beside x
+    and the bias. The sum at each output element runs over (chunk, column, filter
+    row, channel) in that order whatever the bands and threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0]
@@ -200,26 +194,6 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         raise MemoryError("pool_skip: no memory for a band buffer")
 
 
-cdef inline void add_to_filter_row(floating* gw, const floating** rows, floating* scales,
-                                   Py_ssize_t* count, const floating* g, floating value,
-                                   Py_ssize_t span) noexcept nogil:
-    """Queue ``gw += value * g`` (``span`` elements); run the queue when GROUP are waiting."""
-    rows[count[0]] = g
-    scales[count[0]] = value
-    count[0] += 1
-    if count[0] == GROUP:
-        add_scaled_group(gw, rows, scales, GROUP, span)
-        count[0] = 0
-
-
-cdef inline void flush_filter_row(floating* gw, const floating** rows, floating* scales,
-                                  Py_ssize_t* count, Py_ssize_t span) noexcept nogil:
-    """Run what waits in the queue of :func:`add_to_filter_row`."""
-    if count[0]:
-        add_scaled_group(gw, rows, scales, count[0], span)
-        count[0] = 0
-
-
 cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad_image,
                             const int64_t* positions, const floating* values,
                             const floating* weight_c, const floating** rows,
@@ -259,18 +233,18 @@ cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad
             for r in range(r0, r1):
                 g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
                 if s_lo == 0 and s_hi == S:
-                    add_to_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
-                                      counts + r, g, values[p], span)
+                    queue_scaled_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
+                                     counts + r, g, values[p], span)
                     continue
-                flush_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
-                                 counts + r, span)
-                rows[r * GROUP] = g + s_lo * K
-                scales[r * GROUP] = values[p]
-                add_scaled_group(gw + r * span + s_lo * K, rows + r * GROUP,
-                                 scales + r * GROUP, 1, (s_hi - s_lo) * K)
+                run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r,
+                          span)
+                queue_scaled_row(gw + r * span + s_lo * K, rows + r * GROUP,
+                                 scales + r * GROUP, counts + r, g + s_lo * K, values[p],
+                                 (s_hi - s_lo) * K)
+                run_queue(gw + r * span + s_lo * K, rows + r * GROUP, scales + r * GROUP,
+                          counts + r, (s_hi - s_lo) * K)
     for r in range(R):
-        flush_filter_row(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r,
-                         span)
+        run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r, span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last

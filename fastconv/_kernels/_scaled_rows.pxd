@@ -1,5 +1,6 @@
-# Multiply-adds of several rows into one accumulator row in a single sweep, shared by
-# the direct convolution (filter taps) and Pool Skip's weight gradient (maxima).
+# Multiply-adds of several rows into one accumulator row in a single sweep, and a queue
+# that gathers the rows GROUP at a time: shared by the direct convolution (filter taps)
+# and Pool Skip (its maxima).
 from cython cimport floating
 
 
@@ -52,3 +53,24 @@ cdef inline void add_scaled_group(floating* acc, const floating* const* rows,
         add_scaled_rows(acc, rows, scales, 2, n)
     else:
         add_scaled_rows(acc, rows, scales, 1, n)
+
+
+cdef inline void queue_scaled_row(floating* acc, const floating** rows, floating* scales,
+                                  Py_ssize_t* count, const floating* row, floating scale,
+                                  Py_ssize_t n) noexcept nogil:
+    """Queue ``acc[k] += scale * row[k]`` (``k < n``) behind the ``count[0]`` rows and
+    scales waiting in ``rows`` and ``scales``; add them all in one sweep once GROUP wait."""
+    rows[count[0]] = row
+    scales[count[0]] = scale
+    count[0] += 1
+    if count[0] == GROUP:
+        add_scaled_group(acc, rows, scales, GROUP, n)
+        count[0] = 0
+
+
+cdef inline void run_queue(floating* acc, const floating** rows, floating* scales,
+                           Py_ssize_t* count, Py_ssize_t n) noexcept nogil:
+    """Add the rows waiting in the queue of :func:`queue_scaled_row` now."""
+    if count[0]:
+        add_scaled_group(acc, rows, scales, count[0], n)
+        count[0] = 0
