@@ -21,7 +21,9 @@ from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastconv._kernels._scaled_rows cimport GROUP, queue_scaled_row, run_queue
+from fastconv._kernels._scaled_rows cimport (
+    GROUP, add_scaled_group, queue_scaled_row, run_queue,
+)
 
 
 cdef extern from "bits.h" nogil:
@@ -214,6 +216,7 @@ cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
     cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
     cdef const floating* g
+    cdef const floating* edge_row
     for r in range(R):
         counts[r] = 0
     for ph in range(OH):
@@ -238,11 +241,9 @@ cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad
                     continue
                 run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r,
                           span)
-                queue_scaled_row(gw + r * span + s_lo * K, rows + r * GROUP,
-                                 scales + r * GROUP, counts + r, g + s_lo * K, values[p],
+                edge_row = g + s_lo * K
+                add_scaled_group(gw + r * span + s_lo * K, &edge_row, &values[p], 1,
                                  (s_hi - s_lo) * K)
-                run_queue(gw + r * span + s_lo * K, rows + r * GROUP, scales + r * GROUP,
-                          counts + r, (s_hi - s_lo) * K)
     for r in range(R):
         run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r, span)
 
