@@ -294,24 +294,33 @@ def gemm_plan(g, itemsize):
 # Bytes of accumulator planes one item of the direct forward holds: a block of output
 # channels small enough to stay in the 2 MiB L2 cache beside one input channel.
 DIRECT_ACCUMULATOR_BYTES = 2**18
+# Bytes of split input channels one item of the direct forward holds at once.
+DIRECT_SPLIT_BYTES = 2**19
 
 
-def direct_plan(g, itemsize):
-    """Phase and block sizes for the direct forward kernel (``conv_direct``).
+def direct_plan(g, itemsize, tile):
+    """Phase, block and chunk sizes for the direct forward kernel (``conv_direct``).
 
     Each input channel is split into stride phases of ``Hq x Wq``, just the padded rows
     and columns its windows reach (no more phases than the window has tap offsets, so
-    a stride beyond the window costs nothing); output channels go ``block`` at a time,
-    their accumulator planes (``OH * Wq`` elements each) within
-    ``DIRECT_ACCUMULATOR_BYTES``. Blocks are made equal, like the im2col runs.
+    a stride beyond the window costs nothing). ``tile`` is the kernel's register tile,
+    (output channels, pixels). Output channels go ``block`` at a time, a multiple of the
+    tile's channels, their accumulator planes (OH rows padded to a multiple of the
+    tile's pixels) within ``DIRECT_ACCUMULATOR_BYTES``; blocks are made equal, like the
+    im2col runs. Input channels go ``chunk`` at a time, split within
+    ``DIRECT_SPLIT_BYTES``.
     """
-    Kg = g["K"] // g["groups"]
+    Cg, Kg = g["C"] // g["groups"], g["K"] // g["groups"]
+    channels, pixels = tile
     rows = (g["OH"] - 1) * g["stride_h"] + (g["R"] - 1) * g["dilation_h"] + 1
     cols = (g["OW"] - 1) * g["stride_w"] + (g["S"] - 1) * g["dilation_w"] + 1
     Hq, Wq = -(-rows // g["stride_h"]), -(-cols // g["stride_w"])
-    block = max(1, min(Kg, DIRECT_ACCUMULATOR_BYTES // (g["OH"] * Wq * itemsize)))
-    block = equal_part(Kg, block)
-    return dict(Hq=Hq, Wq=Wq, block=block)
+    plane_bytes = g["OH"] * -(-g["OW"] // pixels) * pixels * itemsize
+    tiles = equal_part(-(-Kg // channels), DIRECT_ACCUMULATOR_BYTES // (channels * plane_bytes))
+    phases = (min(g["stride_h"], (g["R"] - 1) * g["dilation_h"] + 1)
+              * min(g["stride_w"], (g["S"] - 1) * g["dilation_w"] + 1))
+    chunk = equal_part(Cg, DIRECT_SPLIT_BYTES // (phases * Hq * Wq * itemsize))
+    return dict(Hq=Hq, Wq=Wq, block=tiles * channels, chunk=chunk)
 
 
 def pool_output_length(axis, size, padding, kernel, stride, dilation, ceil_mode):

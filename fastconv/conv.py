@@ -24,10 +24,31 @@ from fastconv._params import (
 )
 
 ALGORITHMS = ("auto", "direct", "im2col")
+# Taps per output (C / groups x R x S) below which 'auto' runs the direct forward.
+DIRECT_MAX_TAPS = 256
 
 
-def _choose_algorithm(algorithm, g, itemsize):
-    """Resolve ``algorithm`` to ("direct", None) or ("im2col", plan) for geometry g."""
+def _direct_forward_wins(g):
+    # Measured by benchmarks/bench_conv.py: when a column of im2col is short (depthwise
+    # layers, C10's 3 x 5 x 5, C1's 3 x 7 x 7) the GEMM runs well below its speed and
+    # copying the columns costs more than it serves; the direct kernel's register
+    # tiles win (by 1.7x on C10, 1.9x on D1). With 576 taps (C2) the GEMM wins by 10%,
+    # and a 1x1 kernel (C3) copies nothing, where the GEMM wins by 3x.
+    taps = g["C"] // g["groups"] * g["R"] * g["S"]
+    return taps < DIRECT_MAX_TAPS and g["R"] * g["S"] > 1
+
+
+def _direct_backward_wins(g):
+    # Measured likewise: with one input channel per group (depthwise) a GEMM has too
+    # little work per call, and the direct loops win.
+    return g["C"] // g["groups"] == 1
+
+
+def _choose_algorithm(algorithm, g, itemsize, direct_wins):
+    """Resolve ``algorithm`` to ("direct", None) or ("im2col", plan) for geometry g.
+
+    ``direct_wins(g)`` says which 'auto' takes when both can run.
+    """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if g["C"] == 0 or g["K"] == 0:
@@ -40,11 +61,7 @@ def _choose_algorithm(algorithm, g, itemsize):
             raise ValueError("algorithm='im2col': the shape is too large for the 32-bit BLAS "
                              "interface; use algorithm='direct'")
         return "im2col", plan
-    if algorithm == "direct" or plan is None:
-        return "direct", None
-    # Measured by benchmarks/bench_conv.py: with one input channel per group (depthwise)
-    # a GEMM has too little work per call, and the direct loops win.
-    if g["C"] // g["groups"] == 1:
+    if algorithm == "direct" or plan is None or direct_wins(g):
         return "direct", None
     return "im2col", plan
 
@@ -61,11 +78,12 @@ def _check_bias(bias, out_channels):
 def _forward(x, weight, bias, g, algorithm, num_threads):
     """Run the forward kernel of geometry g: y (N, K, OH, OW)."""
     y = allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
-    algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize)
+    algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize, _direct_forward_wins)
     if algorithm == "direct":
-        plan = direct_plan(g, x.itemsize)
+        tile = KERNELS.conv_direct.tile_shape(x.itemsize, g["K"] // g["groups"])
+        plan = direct_plan(g, x.itemsize, tile)
         KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
-                                           plan["block"], num_threads)
+                                           plan["block"], plan["chunk"], num_threads)
     else:
         KERNELS.conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"],
                                          plan["images"], num_threads)
@@ -75,7 +93,7 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
 def _input_grad(grad_y, weight, g, algorithm, num_threads):
     """Run the input-gradient kernel of geometry g: grad_x (N, C, H, W)."""
     grad_x = allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
-    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
+    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize, _direct_backward_wins)
     if algorithm == "direct":
         KERNELS.conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
     else:
@@ -88,7 +106,7 @@ def _weight_grad(grad_y, x, g, algorithm, num_threads):
     """Run the weight-gradient kernel of geometry g: grad_w (K, C // groups, R, S)."""
     shape = (g["K"], g["C"] // g["groups"], g["R"], g["S"])
     grad_w = allocate("grad_weight", shape, grad_y.dtype)
-    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize)
+    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize, _direct_backward_wins)
     if algorithm == "direct":
         KERNELS.conv_direct.conv2d_backward_weight(grad_y, x, grad_w, g, num_threads)
     else:

@@ -182,3 +182,31 @@ def test_large_shapes_agree_across_algorithms(rng, dtype):
     for a, b in zip(fastconv.conv2d_backward(gy, x, w, **params, algorithm="direct"),
                     fastconv.conv2d_backward(gy, x, w, **params, algorithm="im2col"), strict=True):
         np.testing.assert_allclose(a, b, rtol=scale, atol=scale * np.abs(b).max())
+
+
+# (x shape, weight shape, stride, padding, dilation, groups): output channels per group
+# that fill no whole register tile (11, and 2 for the narrow tile), rows of 10 and 19
+# pixels that end inside a vector, an odd number of vectors per plane.
+TILED_CASES = [
+    ((2, 7, 9, 10), (11, 7, 3, 3), 1, 1, 1, 1),
+    ((1, 7, 9, 19), (11, 7, 3, 2), (2, 1), (1, 0), (1, 2), 1),
+    ((2, 6, 9, 10), (6, 2, 3, 3), 1, "same", 2, 3),
+]
+
+
+@pytest.mark.parametrize("case", TILED_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split_bytes, accumulator_bytes", [(1, 1), (1600, 2**18), (2**19, 2**18)])
+def test_direct_forward_over_chunks_and_blocks(rng, monkeypatch, case, dtype, split_bytes,
+                                               accumulator_bytes):
+    # The smallest budgets give chunks of one input channel and blocks of one register
+    # tile; 1600 bytes give float32 chunks of 3 + 3 + 1 input channels (a split channel
+    # of the first case takes 11 x 12 x 4 = 528 bytes); the defaults take all the
+    # channels at once.
+    monkeypatch.setattr(fastconv._params, "DIRECT_SPLIT_BYTES", split_bytes)
+    monkeypatch.setattr(fastconv._params, "DIRECT_ACCUMULATOR_BYTES", accumulator_bytes)
+    x, w, b, params = make_case(rng, case, dtype)
+    y = fastconv.conv2d(x, w, b, **params, algorithm="direct", num_threads=1)
+    assert_close(y, conv2d_reference(x, w, b, **params), dtype)
+    np.testing.assert_array_equal(
+        fastconv.conv2d(x, w, b, **params, algorithm="direct", num_threads=2), y)

@@ -1,9 +1,9 @@
 """Direct 2-D convolution: loops straight over the windows.
 
-The forward pass copies each input channel, zero-padded and split by stride phase, into
-a per-thread workspace; then every filter tap is one long multiply-add over a whole
-output plane, several taps per sweep (see ``conv2d_forward``). The gradients need no
-workspace: their innermost loops run along the output width.
+The forward pass copies the input channels, zero-padded and split by stride phase, into
+a per-thread workspace; then register tiles of output channels x pixels take every tap
+in turn (see ``conv2d_forward`` and conv_tile.h). The gradients need no workspace:
+their innermost loops run along the output width.
 
 No sum is reassociated, so the compiler vectorises along independent outputs only.
 Work is split so that every output element has exactly one writer: (image, group,
@@ -14,12 +14,11 @@ the same for every thread count.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastconv._kernels._geometry cimport (
     Geometry, TapSpan, clamp, first_beyond, first_inside, tap_span,
 )
-from fastconv._kernels._scaled_rows cimport GROUP, queue_scaled_row, run_queue
 
 
 cdef inline Py_ssize_t phases_read(Py_ssize_t stride, Py_ssize_t taps,
@@ -66,28 +65,66 @@ cdef void split_phases(const floating* channel,  # IN  (H, W)
                 memset(row_out + hi, 0, (Wq - hi) * sizeof(floating))
 
 
-cdef void add_channel_taps(floating* acc, Py_ssize_t length, const floating* phases,
-                           const floating* taps,  # IN  (R, S)
-                           const Geometry* g, Py_ssize_t Pw, Py_ssize_t Hq,
-                           Py_ssize_t Wq) noexcept nogil:
-    """``acc[j] += taps[r, s] * x_pad[...]`` over the taps in (r, s) order, ``j < length``.
+cdef extern from "conv_tile.h" nogil:
+    enum:
+        FASTCONV_TILE_BYTES
+        FASTCONV_WIDE_TILE_CHANNELS
+    void fastconv_conv_tiles_f32(Py_ssize_t channels, float* acc, Py_ssize_t plane,
+                                 Py_ssize_t row_pitch, Py_ssize_t vectors, const float* start,
+                                 const float* input, Py_ssize_t input_pitch,
+                                 const Py_ssize_t* offsets, Py_ssize_t taps,
+                                 const float* weights)
+    void fastconv_conv_tiles_f64(Py_ssize_t channels, double* acc, Py_ssize_t plane,
+                                 Py_ssize_t row_pitch, Py_ssize_t vectors, const double* start,
+                                 const double* input, Py_ssize_t input_pitch,
+                                 const Py_ssize_t* offsets, Py_ssize_t taps,
+                                 const double* weights)
 
-    ``acc[oh * Wq + ow]`` accumulates output pixel (oh, ow), whose tap (r, s) is element
-    ``(oh + qr) * Wq + ow + qs`` of one phase: every tap is one contiguous row of
-    ``length`` elements, and GROUP of them go in one sweep.
+
+cdef inline Py_ssize_t tile_lanes(Py_ssize_t itemsize) noexcept nogil:
+    return max(1, FASTCONV_TILE_BYTES // itemsize)
+
+
+cdef inline Py_ssize_t tile_channels(Py_ssize_t out_channels) noexcept nogil:
+    # The wide tile would be mostly zero weights: the narrow one does less arithmetic.
+    return 1 if 2 * out_channels < FASTCONV_WIDE_TILE_CHANNELS else FASTCONV_WIDE_TILE_CHANNELS
+
+
+def tile_shape(Py_ssize_t itemsize, Py_ssize_t out_channels):
+    """(output channels, pixels) of the forward's register tile (see conv_tile.h).
+
+    ``out_channels`` is the number per group. The forward's accumulator rows are padded
+    to a multiple of the pixels, its blocks of output channels to a multiple of the
+    channels.
     """
-    cdef const floating* rows[GROUP]
-    cdef floating scales[GROUP]
-    cdef Py_ssize_t r, s, dy, dx, count = 0
-    for r in range(g.R):
-        dy = r * g.dilation_h
-        for s in range(g.S):
-            dx = s * g.dilation_w
-            queue_scaled_row(acc, rows, scales, &count,
-                             phases + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
-                             + (dy // g.stride_h) * Wq + dx // g.stride_w,
-                             taps[r * g.S + s], length)
-    run_queue(acc, rows, scales, &count, length)
+    return tile_channels(out_channels), tile_lanes(itemsize)
+
+
+cdef void add_tile_taps(floating* acc,              # INOUT (channels, plane)
+                        Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t row_pitch,
+                        const floating* phases, Py_ssize_t Wq, const Py_ssize_t* offsets,
+                        const floating* filters,    # IN  (valid, filter_pitch)
+                        Py_ssize_t filter_pitch, Py_ssize_t valid, Py_ssize_t taps,
+                        const floating* bias,       # IN  (valid,) or NULL
+                        bint first,
+                        floating* weights) noexcept nogil:  # workspace (taps, channels)
+    """Add ``taps`` taps of the split chunk to one tile's planes, after starting them
+    from the bias (or 0) when ``first``. ``filters`` points at the chunk's first tap of
+    the tile's first channel; channels from ``valid`` on do not exist and get zero
+    weights."""
+    cdef floating start_values[FASTCONV_WIDE_TILE_CHANNELS]
+    cdef floating* start = start_values if first else NULL
+    cdef Py_ssize_t vectors = plane // tile_lanes(<Py_ssize_t> sizeof(floating)), k, t
+    for k in range(channels):
+        start_values[k] = bias[k] if bias != NULL and k < valid else 0
+        for t in range(taps):
+            weights[t * channels + k] = filters[k * filter_pitch + t] if k < valid else 0
+    if floating is float:
+        fastconv_conv_tiles_f32(channels, acc, plane, row_pitch, vectors, start, phases, Wq,
+                                offsets, taps, weights)
+    else:
+        fastconv_conv_tiles_f64(channels, acc, plane, row_pitch, vectors, start, phases, Wq,
+                                offsets, taps, weights)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
@@ -95,35 +132,53 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                    const floating[::1] bias,              # IN  (K,) or None
                    floating[:, :, :, ::1] y,              # OUT (N, K, OH, OW)
                    Geometry g, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t block,
-                   int num_threads):
+                   Py_ssize_t chunk, int num_threads):
     """Forward pass over items (image, group, block of ``block`` output channels).
 
-    An item keeps one accumulator plane per output channel on a grid of pitch ``Wq``
-    (``OH * Wq`` elements; the columns past OW are computed and dropped). For each
-    input channel in turn it splits that channel into its stride phases (``Hq x Wq``
-    each, see :func:`split_phases`) and adds its taps to every plane. A plane starts
-    from the bias, so each output is the bias plus the taps in (c, r, s) order.
-    Workspace per thread: one split channel and ``block`` planes.
+    ``block`` is a multiple of the tile's channels (:func:`tile_shape`). An item keeps
+    one accumulator plane per output channel: OH rows padded to a multiple of the tile's
+    pixels. It takes the input channels ``chunk`` at a time: splits them into their
+    stride phases (``Hq x Wq`` each, see :func:`split_phases`), then adds all their taps
+    to the planes tile by tile, each tile's sums held in registers (conv_tile.h). A plane
+    starts from the bias, so each output is the bias plus the taps in (c, r, s) order.
+    Workspace per thread: ``chunk`` split channels, the block's planes and the chunk's
+    weights for one tile.
     """
-    cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
+    cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups, RS = g.R * g.S
     cdef Py_ssize_t blocks = (Kg + block - 1) // block
     cdef Py_ssize_t Ph = phases_read(g.stride_h, g.R, g.dilation_h)
     cdef Py_ssize_t Pw = phases_read(g.stride_w, g.S, g.dilation_w)
-    cdef Py_ssize_t phase_size = Ph * Pw * Hq * Wq, plane = g.OH * Wq
-    cdef Py_ssize_t length = (g.OH - 1) * Wq + g.OW
-    cdef Py_ssize_t item, n, grp, k0, k1, k, c, oh, ow, j
+    cdef Py_ssize_t phase_size = Ph * Pw * Hq * Wq
+    cdef Py_ssize_t lanes = tile_lanes(<Py_ssize_t> sizeof(floating)), channels = tile_channels(Kg)
+    cdef Py_ssize_t row_pitch = (g.OW + lanes - 1) // lanes * lanes
+    cdef Py_ssize_t plane = g.OH * row_pitch
+    # A tile's last pixels may read past the chunk's last phase, by less than one vector.
+    cdef Py_ssize_t split_size = chunk * phase_size + lanes
+    cdef Py_ssize_t workspace = split_size + block * plane + chunk * RS * channels
+    cdef Py_ssize_t item, n, grp, k0, k1, k, kt, c, c0, c1, i, t, oh, dy, dx
     cdef bint has_bias = bias is not None
-    cdef floating start
+    cdef Py_ssize_t* offsets = <Py_ssize_t*> malloc(chunk * RS * sizeof(Py_ssize_t))
     cdef floating* phases = NULL
     cdef floating* acc = NULL
-    cdef floating* y_row
+    cdef floating* weights = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    if offsets == NULL:
+        raise MemoryError(f"could not allocate {chunk * RS * sizeof(Py_ssize_t)} bytes")
+    # Where tap (c, r, s) of output pixel (0, 0) lies in the split chunk.
+    for c in range(chunk):
+        for t in range(RS):
+            dy = (t // g.S) * g.dilation_h
+            dx = (t % g.S) * g.dilation_w
+            offsets[c * RS + t] = (c * phase_size
+                                   + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
+                                   + (dy // g.stride_h) * Wq + dx // g.stride_w)
     with nogil, parallel(num_threads=num_threads):
-        phases = <floating*> malloc((phase_size + block * plane) * sizeof(floating))
+        phases = <floating*> malloc(workspace * sizeof(floating))
         if phases == NULL:
             failed_flag[0] = 1
-        acc = phases + phase_size
+        acc = phases + split_size
+        weights = acc + block * plane
         for item in prange(g.N * g.groups * blocks, schedule="static"):
             if phases == NULL:
                 continue
@@ -131,24 +186,32 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
             grp = (item // blocks) % g.groups
             k0 = grp * Kg + (item % blocks) * block
             k1 = k0 + block if k0 + block < (grp + 1) * Kg else (grp + 1) * Kg
-            for k in range(k0, k1):
-                start = bias[k] if has_bias else 0
-                for j in range(length):
-                    acc[(k - k0) * plane + j] = start
-            for c in range(Cg):
-                split_phases(&x[n, grp * Cg + c, 0, 0], &g, Ph, Pw, Hq, Wq, phases)
-                for k in range(k0, k1):
-                    add_channel_taps(acc + (k - k0) * plane, length, phases,
-                                     &weight[k, c, 0, 0], &g, Pw, Hq, Wq)
+            # With no input channels, one empty chunk still starts the sums from the bias.
+            for i in range(max(1, (Cg + chunk - 1) // chunk)):
+                c0 = i * chunk
+                c1 = c0 + chunk if c0 + chunk < Cg else Cg
+                for c in range(c0, c1):
+                    split_phases(&x[n, grp * Cg + c, 0, 0], &g, Ph, Pw, Hq, Wq,
+                                 phases + (c - c0) * phase_size)
+                # What the last tiles read past the split channels (and never store).
+                memset(phases + (c1 - c0) * phase_size, 0, lanes * sizeof(floating))
+                for kt in range(k0, k1):
+                    if (kt - k0) % channels:
+                        continue
+                    add_tile_taps(acc + (kt - k0) * plane, channels, plane, row_pitch,
+                                  phases, Wq, offsets,
+                                  &weight[kt, c0, 0, 0] if c1 > c0 else NULL, Cg * RS,
+                                  k1 - kt, (c1 - c0) * RS, &bias[kt] if has_bias else NULL,
+                                  c0 == 0, weights)
             for k in range(k0, k1):
                 for oh in range(g.OH):
-                    y_row = &y[n, k, oh, 0]
-                    for ow in range(g.OW):
-                        y_row[ow] = acc[(k - k0) * plane + oh * Wq + ow]
+                    memcpy(&y[n, k, oh, 0], acc + (k - k0) * plane + oh * row_pitch,
+                           g.OW * sizeof(floating))
         free(phases)
+    free(offsets)
     if failed:
-        raise MemoryError(f"could not allocate {(phase_size + block * plane) * sizeof(floating)} "
-                          "bytes of workspace")
+        raise MemoryError(f"could not allocate {workspace * sizeof(floating)} bytes "
+                          "of workspace")
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH, OW)
