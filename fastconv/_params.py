@@ -299,28 +299,36 @@ DIRECT_SPLIT_BYTES = 2**19
 
 
 def direct_plan(g, itemsize, tile):
-    """Phase, block and chunk sizes for the direct forward kernel (``conv_direct``).
+    """Phase, block, band and chunk sizes for the direct forward kernel (``conv_direct``).
 
-    Each input channel is split into stride phases of ``Hq x Wq``, just the padded rows
-    and columns its windows reach (no more phases than the window has tap offsets, so
-    a stride beyond the window costs nothing). ``tile`` is the kernel's register tile,
-    (output channels, pixels). Output channels go ``block`` at a time, a multiple of the
-    tile's channels, their accumulator planes (OH rows padded to a multiple of the
-    tile's pixels) within ``DIRECT_ACCUMULATOR_BYTES``; blocks are made equal, like the
-    im2col runs. Input channels go ``chunk`` at a time, split within
-    ``DIRECT_SPLIT_BYTES``.
+    ``tile`` is the kernel's register tile, (output channels, pixels). An item computes
+    ``block`` output channels (a multiple of the tile's) over a band of ``band`` output
+    rows, each row padded to a multiple of the tile's pixels: all of a group's channels
+    when one of their rows fits in ``DIRECT_ACCUMULATOR_BYTES``, and as many rows as
+    fit, so that each split input row serves every output channel; else one row of as
+    many channels as fit. Blocks and bands are made equal, like the im2col runs.
+    The input rows a band reads are split into stride phases of ``Hq x Wq``, just the
+    padded rows and columns its windows reach (no more phases than the window has tap
+    offsets, so a stride beyond the window costs nothing), ``chunk`` input channels at
+    a time within ``DIRECT_SPLIT_BYTES``.
     """
     Cg, Kg = g["C"] // g["groups"], g["K"] // g["groups"]
     channels, pixels = tile
-    rows = (g["OH"] - 1) * g["stride_h"] + (g["R"] - 1) * g["dilation_h"] + 1
-    cols = (g["OW"] - 1) * g["stride_w"] + (g["S"] - 1) * g["dilation_w"] + 1
-    Hq, Wq = -(-rows // g["stride_h"]), -(-cols // g["stride_w"])
-    plane_bytes = g["OH"] * -(-g["OW"] // pixels) * pixels * itemsize
-    tiles = equal_part(-(-Kg // channels), DIRECT_ACCUMULATOR_BYTES // (channels * plane_bytes))
-    phases = (min(g["stride_h"], (g["R"] - 1) * g["dilation_h"] + 1)
-              * min(g["stride_w"], (g["S"] - 1) * g["dilation_w"] + 1))
+    tiles = max(1, -(-Kg // channels))
+    row_bytes = -(-g["OW"] // pixels) * pixels * itemsize
+    rows = DIRECT_ACCUMULATOR_BYTES // (tiles * channels * row_bytes)
+    if rows >= 1:
+        band = equal_part(g["OH"], rows)
+    else:
+        band = 1
+        tiles = equal_part(tiles, DIRECT_ACCUMULATOR_BYTES // (channels * row_bytes))
+    extent_h = (g["R"] - 1) * g["dilation_h"] + 1
+    extent_w = (g["S"] - 1) * g["dilation_w"] + 1
+    Hq = -(-((band - 1) * g["stride_h"] + extent_h) // g["stride_h"])
+    Wq = -(-((g["OW"] - 1) * g["stride_w"] + extent_w) // g["stride_w"])
+    phases = min(g["stride_h"], extent_h) * min(g["stride_w"], extent_w)
     chunk = equal_part(Cg, DIRECT_SPLIT_BYTES // (phases * Hq * Wq * itemsize))
-    return dict(Hq=Hq, Wq=Wq, block=tiles * channels, chunk=chunk)
+    return dict(Hq=Hq, Wq=Wq, block=tiles * channels, band=band, chunk=chunk)
 
 
 def pool_output_length(axis, size, padding, kernel, stride, dilation, ceil_mode):

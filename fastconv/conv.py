@@ -83,7 +83,8 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
         tile = KERNELS.conv_direct.tile_shape(x.itemsize, g["K"] // g["groups"])
         plan = direct_plan(g, x.itemsize, tile)
         KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
-                                           plan["block"], plan["chunk"], num_threads)
+                                           plan["block"], plan["band"], plan["chunk"],
+                                           num_threads)
     else:
         KERNELS.conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"],
                                          plan["images"], num_threads)

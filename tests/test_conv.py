@@ -196,13 +196,16 @@ TILED_CASES = [
 
 @pytest.mark.parametrize("case", TILED_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("split_bytes, accumulator_bytes", [(1, 1), (1600, 2**18), (2**19, 2**18)])
-def test_direct_forward_over_chunks_and_blocks(rng, monkeypatch, case, dtype, split_bytes,
-                                               accumulator_bytes):
-    # The smallest budgets give chunks of one input channel and blocks of one register
-    # tile; 1600 bytes give float32 chunks of 3 + 3 + 1 input channels (a split channel
-    # of the first case takes 11 x 12 x 4 = 528 bytes); the defaults take all the
-    # channels at once.
+@pytest.mark.parametrize("split_bytes, accumulator_bytes",
+                         [(1, 1), (1600, 5120), (2**19, 2**18)])
+def test_direct_forward_over_chunks_blocks_and_bands(rng, monkeypatch, case, dtype,
+                                                     split_bytes, accumulator_bytes):
+    # The smallest budgets give chunks of one input channel and items of one register
+    # tile over one output row. In the first case, 5120 bytes give bands of 5 + 4 rows
+    # (float32: a row of two tiles takes 16 x 16 x 4 = 1024 bytes) or 2 + 2 + 2 + 2 + 1
+    # (float64) over all 11 output channels, and 1600 bytes chunks of 4 + 3 input
+    # channels (a band's split channel takes 7 x 12 x 4 or 4 x 12 x 8 bytes). The
+    # defaults take all the channels and rows at once.
     monkeypatch.setattr(fastconv._params, "DIRECT_SPLIT_BYTES", split_bytes)
     monkeypatch.setattr(fastconv._params, "DIRECT_ACCUMULATOR_BYTES", accumulator_bytes)
     x, w, b, params = make_case(rng, case, dtype)

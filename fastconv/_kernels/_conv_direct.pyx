@@ -34,15 +34,16 @@ cdef inline Py_ssize_t phases_read(Py_ssize_t stride, Py_ssize_t taps,
 
 cdef void split_phases(const floating* channel,  # IN  (H, W)
                        const Geometry* g, Py_ssize_t Ph, Py_ssize_t Pw,
-                       Py_ssize_t Hq, Py_ssize_t Wq,
+                       Py_ssize_t first_row, Py_ssize_t Hq, Py_ssize_t Wq,
                        floating* phases) noexcept nogil:  # OUT (Ph, Pw, Hq, Wq)
-    """Copy one input channel, zero-padded, split by stride phase.
+    """Copy ``Hq`` rows of one input channel's stride phases, zero-padded.
 
     Phase (ph, pw) holds the padded rows ph, ph + stride_h, ... and columns pw,
-    pw + stride_w, ...: its element (i, j) is ``x[i * stride_h + ph - pad_top,
-    j * stride_w + pw - pad_left]``, or 0 in the padding. Every tap of a strided
-    convolution then reads one phase with unit stride. Only the first ``Ph x Pw``
-    phases (see :func:`phases_read`) are made.
+    pw + stride_w, ...: its element (i, j) is ``x[(first_row + i) * stride_h + ph -
+    pad_top, j * stride_w + pw - pad_left]``, or 0 in the padding. Every tap of a
+    strided convolution then reads one phase with unit stride, and output row
+    ``first_row + i`` reads from phase row i on. Only the first ``Ph x Pw`` phases (see
+    :func:`phases_read`) are made.
     """
     cdef Py_ssize_t ph, pw, i, j, ih, off_w, lo, hi
     cdef const floating* row_in
@@ -54,14 +55,17 @@ cdef void split_phases(const floating* channel,  # IN  (H, W)
             hi = clamp(first_beyond(off_w, g.stride_w, g.W), lo, Wq)
             for i in range(Hq):
                 row_out = phases + ((ph * Pw + pw) * Hq + i) * Wq
-                ih = i * g.stride_h + ph - g.pad_top
+                ih = (first_row + i) * g.stride_h + ph - g.pad_top
                 if ih < 0 or ih >= g.H:
                     memset(row_out, 0, Wq * sizeof(floating))
                     continue
                 row_in = channel + ih * g.W + off_w
                 memset(row_out, 0, lo * sizeof(floating))
-                for j in range(lo, hi):
-                    row_out[j] = row_in[j * g.stride_w]
+                if g.stride_w == 1:
+                    memcpy(row_out + lo, row_in + lo, (hi - lo) * sizeof(floating))
+                else:
+                    for j in range(lo, hi):
+                        row_out[j] = row_in[j * g.stride_w]
                 memset(row_out + hi, 0, (Wq - hi) * sizeof(floating))
 
 
@@ -100,25 +104,11 @@ def tile_shape(Py_ssize_t itemsize, Py_ssize_t out_channels):
     return tile_channels(out_channels), tile_lanes(itemsize)
 
 
-cdef void add_tile_taps(floating* acc,              # INOUT (channels, plane)
-                        Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t row_pitch,
-                        const floating* phases, Py_ssize_t Wq, const Py_ssize_t* offsets,
-                        const floating* filters,    # IN  (valid, filter_pitch)
-                        Py_ssize_t filter_pitch, Py_ssize_t valid, Py_ssize_t taps,
-                        const floating* bias,       # IN  (valid,) or NULL
-                        bint first,
-                        floating* weights) noexcept nogil:  # workspace (taps, channels)
-    """Add ``taps`` taps of the split chunk to one tile's planes, after starting them
-    from the bias (or 0) when ``first``. ``filters`` points at the chunk's first tap of
-    the tile's first channel; channels from ``valid`` on do not exist and get zero
-    weights."""
-    cdef floating start_values[FASTCONV_WIDE_TILE_CHANNELS]
-    cdef floating* start = start_values if first else NULL
-    cdef Py_ssize_t vectors = plane // tile_lanes(<Py_ssize_t> sizeof(floating)), k, t
-    for k in range(channels):
-        start_values[k] = bias[k] if bias != NULL and k < valid else 0
-        for t in range(taps):
-            weights[t * channels + k] = filters[k * filter_pitch + t] if k < valid else 0
+cdef inline void conv_tiles(Py_ssize_t channels, floating* acc, Py_ssize_t plane,
+                            Py_ssize_t vectors, Py_ssize_t row_pitch, const floating* start,
+                            const floating* phases, Py_ssize_t Wq,
+                            const Py_ssize_t* offsets, Py_ssize_t taps,
+                            const floating* weights) noexcept nogil:
     if floating is float:
         fastconv_conv_tiles_f32(channels, acc, plane, row_pitch, vectors, start, phases, Wq,
                                 offsets, taps, weights)
@@ -127,44 +117,66 @@ cdef void add_tile_taps(floating* acc,              # INOUT (channels, plane)
                                 offsets, taps, weights)
 
 
+cdef void pack_tile(const floating* filters,   # IN  (valid, taps): the tile's filters
+                    const floating* bias,      # IN  (valid,) or NULL
+                    Py_ssize_t valid, Py_ssize_t channels, Py_ssize_t taps,
+                    floating* weights,         # OUT (taps, channels)
+                    floating* start) noexcept nogil:  # OUT (channels,)
+    """Lay out one tile's weights channel fastest, as conv_tile.h reads them, and its
+    starting sums; channels from ``valid`` on do not exist and get zeros."""
+    cdef Py_ssize_t k, t
+    for k in range(channels):
+        start[k] = bias[k] if bias != NULL and k < valid else 0
+        for t in range(taps):
+            weights[t * channels + k] = filters[k * taps + t] if k < valid else 0
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                    const floating[:, :, :, ::1] weight,   # IN  (K, C/groups, R, S)
                    const floating[::1] bias,              # IN  (K,) or None
                    floating[:, :, :, ::1] y,              # OUT (N, K, OH, OW)
                    Geometry g, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t block,
-                   Py_ssize_t chunk, int num_threads):
-    """Forward pass over items (image, group, block of ``block`` output channels).
+                   Py_ssize_t band, Py_ssize_t chunk, int num_threads):
+    """Forward pass over items (image, group, block of output channels, band of rows).
 
-    ``block`` is a multiple of the tile's channels (:func:`tile_shape`). An item keeps
-    one accumulator plane per output channel: OH rows padded to a multiple of the tile's
-    pixels. It takes the input channels ``chunk`` at a time: splits them into their
-    stride phases (``Hq x Wq`` each, see :func:`split_phases`), then adds all their taps
-    to the planes tile by tile, each tile's sums held in registers (conv_tile.h). A plane
-    starts from the bias, so each output is the bias plus the taps in (c, r, s) order.
-    Workspace per thread: ``chunk`` split channels, the block's planes and the chunk's
-    weights for one tile.
+    First the filters are laid out tile by tile (:func:`pack_tile`). ``block`` is a
+    multiple of the tile's channels (:func:`tile_shape`), ``band`` a number of output
+    rows. An item keeps one accumulator plane per output channel: the band's rows, each
+    padded to a multiple of the tile's pixels. It takes the input channels ``chunk`` at
+    a time: splits the rows its band reads into their stride phases (``Hq x Wq`` each,
+    see :func:`split_phases`), then adds all their taps to the planes tile by tile, each
+    tile's sums held in registers (conv_tile.h). A plane starts from the bias, so each
+    output is the bias plus the taps in (c, r, s) order. Workspace per thread:
+    ``chunk`` split channels and the block's planes.
     """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups, RS = g.R * g.S
-    cdef Py_ssize_t blocks = (Kg + block - 1) // block
+    cdef Py_ssize_t blocks = (Kg + block - 1) // block, bands = (g.OH + band - 1) // band
     cdef Py_ssize_t Ph = phases_read(g.stride_h, g.R, g.dilation_h)
     cdef Py_ssize_t Pw = phases_read(g.stride_w, g.S, g.dilation_w)
     cdef Py_ssize_t phase_size = Ph * Pw * Hq * Wq
-    cdef Py_ssize_t lanes = tile_lanes(<Py_ssize_t> sizeof(floating)), channels = tile_channels(Kg)
+    cdef Py_ssize_t lanes = tile_lanes(<Py_ssize_t> sizeof(floating))
+    cdef Py_ssize_t channels = tile_channels(Kg), tiles = (Kg + channels - 1) // channels
     cdef Py_ssize_t row_pitch = (g.OW + lanes - 1) // lanes * lanes
-    cdef Py_ssize_t plane = g.OH * row_pitch
+    cdef Py_ssize_t plane = band * row_pitch
     # A tile's last pixels may read past the chunk's last phase, by less than one vector.
     cdef Py_ssize_t split_size = chunk * phase_size + lanes
-    cdef Py_ssize_t workspace = split_size + block * plane + chunk * RS * channels
-    cdef Py_ssize_t item, n, grp, k0, k1, k, kt, c, c0, c1, i, t, oh, dy, dx
+    cdef Py_ssize_t tile_size = Cg * RS * channels, packed_size = g.groups * tiles * tile_size
+    cdef Py_ssize_t item, n, grp, tile, k0, k1, k, c, c0, c1, i, t, oh, oh0, oh1, dy, dx
     cdef bint has_bias = bias is not None
     cdef Py_ssize_t* offsets = <Py_ssize_t*> malloc(chunk * RS * sizeof(Py_ssize_t))
+    # Every tile's weights, then every tile's starting sums.
+    cdef floating* packed = <floating*> malloc(
+        (packed_size + g.groups * tiles * channels + 1) * sizeof(floating))
+    cdef floating* starts = packed + packed_size
     cdef floating* phases = NULL
     cdef floating* acc = NULL
-    cdef floating* weights = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    if offsets == NULL:
-        raise MemoryError(f"could not allocate {chunk * RS * sizeof(Py_ssize_t)} bytes")
+    if offsets == NULL or packed == NULL:
+        free(offsets)
+        free(packed)
+        raise MemoryError(f"could not allocate {packed_size * sizeof(floating)} bytes "
+                          "for the filters")
     # Where tap (c, r, s) of output pixel (0, 0) lies in the split chunk.
     for c in range(chunk):
         for t in range(RS):
@@ -174,44 +186,54 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                                    + ((dy % g.stride_h) * Pw + dx % g.stride_w) * Hq * Wq
                                    + (dy // g.stride_h) * Wq + dx // g.stride_w)
     with nogil, parallel(num_threads=num_threads):
-        phases = <floating*> malloc(workspace * sizeof(floating))
+        for tile in prange(g.groups * tiles, schedule="static"):
+            grp = tile // tiles
+            k0 = grp * Kg + tile % tiles * channels
+            k1 = k0 + channels if k0 + channels < (grp + 1) * Kg else (grp + 1) * Kg
+            pack_tile(&weight[k0, 0, 0, 0] if Cg else NULL, &bias[k0] if has_bias else NULL,
+                      k1 - k0, channels, Cg * RS, packed + tile * tile_size,
+                      starts + tile * channels)
+        phases = <floating*> malloc((split_size + block * plane) * sizeof(floating))
         if phases == NULL:
             failed_flag[0] = 1
         acc = phases + split_size
-        weights = acc + block * plane
-        for item in prange(g.N * g.groups * blocks, schedule="static"):
+        for item in prange(g.N * g.groups * blocks * bands, schedule="static"):
             if phases == NULL:
                 continue
-            n = item // (g.groups * blocks)
-            grp = (item // blocks) % g.groups
-            k0 = grp * Kg + (item % blocks) * block
-            k1 = k0 + block if k0 + block < (grp + 1) * Kg else (grp + 1) * Kg
+            n = item // (g.groups * blocks * bands)
+            grp = (item // (blocks * bands)) % g.groups
+            k0 = item // bands % blocks * block
+            k1 = k0 + block if k0 + block < Kg else Kg
+            oh0 = item % bands * band
+            oh1 = oh0 + band if oh0 + band < g.OH else g.OH
             # With no input channels, one empty chunk still starts the sums from the bias.
             for i in range(max(1, (Cg + chunk - 1) // chunk)):
                 c0 = i * chunk
                 c1 = c0 + chunk if c0 + chunk < Cg else Cg
                 for c in range(c0, c1):
-                    split_phases(&x[n, grp * Cg + c, 0, 0], &g, Ph, Pw, Hq, Wq,
+                    split_phases(&x[n, grp * Cg + c, 0, 0], &g, Ph, Pw, oh0, Hq, Wq,
                                  phases + (c - c0) * phase_size)
                 # What the last tiles read past the split channels (and never store).
                 memset(phases + (c1 - c0) * phase_size, 0, lanes * sizeof(floating))
-                for kt in range(k0, k1):
-                    if (kt - k0) % channels:
-                        continue
-                    add_tile_taps(acc + (kt - k0) * plane, channels, plane, row_pitch,
-                                  phases, Wq, offsets,
-                                  &weight[kt, c0, 0, 0] if c1 > c0 else NULL, Cg * RS,
-                                  k1 - kt, (c1 - c0) * RS, &bias[kt] if has_bias else NULL,
-                                  c0 == 0, weights)
+                for k in range(k0, k1):
+                    if (k - k0) % channels == 0:
+                        tile = grp * tiles + k // channels
+                        conv_tiles(channels, acc + (k - k0) * plane, plane,
+                                   (oh1 - oh0) * row_pitch // lanes, row_pitch,
+                                   starts + tile * channels if c0 == 0 else NULL, phases, Wq,
+                                   offsets, (c1 - c0) * RS,
+                                   packed + tile * tile_size + c0 * RS * channels)
             for k in range(k0, k1):
-                for oh in range(g.OH):
-                    memcpy(&y[n, k, oh, 0], acc + (k - k0) * plane + oh * row_pitch,
+                for oh in range(oh0, oh1):
+                    memcpy(&y[n, grp * Kg + k, oh, 0],
+                           acc + (k - k0) * plane + (oh - oh0) * row_pitch,
                            g.OW * sizeof(floating))
         free(phases)
     free(offsets)
+    free(packed)
     if failed:
-        raise MemoryError(f"could not allocate {workspace * sizeof(floating)} bytes "
-                          "of workspace")
+        raise MemoryError(f"could not allocate {(split_size + block * plane) * sizeof(floating)} "
+                          "bytes of workspace")
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH, OW)
