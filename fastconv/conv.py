@@ -24,21 +24,34 @@ from fastconv._params import (
 )
 
 ALGORITHMS = ("auto", "direct", "im2col")
-# Taps per output (C / groups x R x S) below which 'auto' runs the direct forward.
+# 'auto' runs the direct forward for fewer taps per output (C / groups x R x S) than
+# this, or for at most DIRECT_MAX_CHANNELS output channels per group.
 DIRECT_MAX_TAPS = 256
+DIRECT_MAX_CHANNELS = 128
 
 
-def _direct_forward_wins(g):
-    # Measured by benchmarks/bench_conv.py: when a column of im2col is short (depthwise
-    # layers, C10's 3 x 5 x 5, C1's 3 x 7 x 7) the GEMM runs well below its speed and
-    # copying the columns costs more than it serves; the direct kernel's register
-    # tiles win (by 1.7x on C10, 1.9x on D1). With 576 taps (C2) the GEMM wins by 10%,
-    # and a 1x1 kernel (C3) copies nothing, where the GEMM wins by 3x.
-    taps = g["C"] // g["groups"] * g["R"] * g["S"]
-    return taps < DIRECT_MAX_TAPS and g["R"] * g["S"] > 1
+def _direct_forward_wins(g, itemsize):
+    # Measured by benchmarks/bench_conv.py (float32, 2 threads, im2col time / direct
+    # time). With one input channel per group (depthwise) each GEMM has one row of
+    # filters, and the direct tiles win by 2.6 (D1). A 1x1 kernel copies nothing for
+    # the GEMM, which wins by 3x (C3). Rows that fill less than 3/4 of the register
+    # tile's padded rows waste the rest: C7's rows of 7 pixels (in 16) run at a third of
+    # the GEMM's speed. Otherwise the direct tiles win when each im2col column serves
+    # few output channels or holds few taps, so copying it costs more than it serves:
+    # 1.7 (C10, 3 x 5 x 5 taps), 1.3 (C1), 1.1 (C2, C5, C8: 64 or 128 output
+    # channels), but 0.98 and 0.87 with 256 output channels and 2304 taps (C6, C9).
+    if g["C"] // g["groups"] == 1:
+        return True
+    if g["R"] * g["S"] == 1:
+        return False
+    pixels = KERNELS.conv_direct.tile_shape(itemsize, g["K"] // g["groups"])[1]
+    if 4 * g["OW"] < 3 * (-(-g["OW"] // pixels) * pixels):
+        return False
+    return (g["C"] // g["groups"] * g["R"] * g["S"] < DIRECT_MAX_TAPS
+            or g["K"] // g["groups"] <= DIRECT_MAX_CHANNELS)
 
 
-def _direct_backward_wins(g):
+def _direct_backward_wins(g, itemsize):
     # Measured likewise: with one input channel per group (depthwise) a GEMM has too
     # little work per call, and the direct loops win.
     return g["C"] // g["groups"] == 1
@@ -47,7 +60,7 @@ def _direct_backward_wins(g):
 def _choose_algorithm(algorithm, g, itemsize, direct_wins):
     """Resolve ``algorithm`` to ("direct", None) or ("im2col", plan) for geometry g.
 
-    ``direct_wins(g)`` says which 'auto' takes when both can run.
+    ``direct_wins(g, itemsize)`` says which 'auto' takes when both can run.
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
@@ -61,7 +74,7 @@ def _choose_algorithm(algorithm, g, itemsize, direct_wins):
             raise ValueError("algorithm='im2col': the shape is too large for the 32-bit BLAS "
                              "interface; use algorithm='direct'")
         return "im2col", plan
-    if algorithm == "direct" or plan is None or direct_wins(g):
+    if algorithm == "direct" or plan is None or direct_wins(g, itemsize):
         return "direct", None
     return "im2col", plan
 
