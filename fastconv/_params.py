@@ -291,10 +291,11 @@ def gemm_plan(g, itemsize):
                 weight_grad_images=-(-N // runs) if N else 1)
 
 
-# Bytes of accumulator planes one item of the direct forward holds: a block of output
-# channels small enough to stay in the 2 MiB L2 cache beside one input channel.
+# Bytes of sums one item of the direct forward holds (its output channels over its band
+# of rows), and of split input rows it holds at once: together they stay in the L2
+# cache. Halving or doubling either changed no case of benchmarks/bench_conv.py by
+# more than the machine's noise.
 DIRECT_ACCUMULATOR_BYTES = 2**18
-# Bytes of split input channels one item of the direct forward holds at once.
 DIRECT_SPLIT_BYTES = 2**19
 
 

@@ -5,9 +5,9 @@ a per-thread workspace; then register tiles of output channels x pixels take eve
 in turn (see ``conv2d_forward`` and conv_tile.h). The gradients need no workspace:
 their innermost loops run along the output width.
 
-No sum is reassociated, so the compiler vectorises along independent outputs only.
-Work is split so that every output element has exactly one writer: (image, group,
-block of output channels) forward, (image, input channel) planes for the input
+No sum is reassociated: vectors run along independent outputs only. Work is split so
+that every output element has exactly one writer: (image, group, block of output
+channels, band of output rows) forward, (image, input channel) planes for the input
 gradient, output channels for the weight and bias gradients. Results are therefore
 the same for every thread count.
 """

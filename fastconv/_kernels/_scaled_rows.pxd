@@ -1,6 +1,6 @@
 # Multiply-adds of several rows into one accumulator row in a single sweep, and a queue
-# that gathers the rows GROUP at a time: shared by the direct convolution (filter taps)
-# and Pool Skip (its maxima).
+# that gathers the rows GROUP at a time: shared by Pool Skip's forward (its maxima
+# through the filter taps) and backward (their gradient rows).
 from cython cimport floating
 
 
