@@ -34,18 +34,21 @@ def _direct_forward_wins(g, itemsize):
     # Measured by benchmarks/bench_conv.py (float32, 2 threads, im2col time / direct
     # time). With one input channel per group (depthwise) each GEMM has one row of
     # filters, and the direct tiles win by 2.6 (D1). A 1x1 kernel copies nothing for
-    # the GEMM, which wins by 3x (C3). Rows that fill less than 3/4 of the register
-    # tile's padded rows waste the rest: C7's rows of 7 pixels (in 16) run at a third of
-    # the GEMM's speed. Otherwise the direct tiles win when each im2col column serves
-    # few output channels or holds few taps, so copying it costs more than it serves:
-    # 1.7 (C10, 3 x 5 x 5 taps), 1.3 (C1), 1.1 (C2, C5, C8: 64 or 128 output
-    # channels), but 0.98 and 0.87 with 256 output channels and 2304 taps (C6, C9).
+    # the GEMM, which wins by 3x (C3). With one or two output channels per group the
+    # narrow tile loads an input vector per multiply-add: C10's input gradient as a
+    # forward convolution (32 input, 3 output channels) ran 15% slower than the GEMM.
+    # Rows that fill less than 3/4 of the tile's padded rows waste the rest: C7's rows
+    # of 7 pixels (in 16) run at a third of the GEMM's speed. Otherwise the direct tiles
+    # win when each im2col column serves few output channels or holds few taps, so
+    # copying it costs more than it serves: 1.7 (C10, 3 x 5 x 5 taps), 1.3 (C1), 1.1
+    # (C2, C5, C8: 64 or 128 output channels), but 0.98 and 0.87 with 256 output
+    # channels and 2304 taps (C6, C9).
     if g["C"] // g["groups"] == 1:
         return True
     if g["R"] * g["S"] == 1:
         return False
-    pixels = KERNELS.conv_direct.tile_shape(itemsize, g["K"] // g["groups"])[1]
-    if 4 * g["OW"] < 3 * (-(-g["OW"] // pixels) * pixels):
+    channels, pixels = KERNELS.conv_direct.tile_shape(itemsize, g["K"] // g["groups"])
+    if channels == 1 or 4 * g["OW"] < 3 * (-(-g["OW"] // pixels) * pixels):
         return False
     return (g["C"] // g["groups"] * g["R"] * g["S"] < DIRECT_MAX_TAPS
             or g["K"] // g["groups"] <= DIRECT_MAX_CHANNELS)
@@ -55,6 +58,42 @@ def _direct_backward_wins(g, itemsize):
     # Measured likewise: with one input channel per group (depthwise) a GEMM has too
     # little work per call, and the direct loops win.
     return g["C"] // g["groups"] == 1
+
+
+def _input_grad_as_forward(g):
+    """Return the geometry of the input gradient as a forward convolution, or None.
+
+    With stride 1 the input gradient is the convolution of grad_output with the filters
+    reversed in both taps and in/out channels swapped (see :func:`_reversed_filters`),
+    padded by what the forward's padding leaves of the dilated kernel.
+    """
+    pad_top = (g["R"] - 1) * g["dilation_h"] - g["pad_top"]
+    pad_left = (g["S"] - 1) * g["dilation_w"] - g["pad_left"]
+    if g["stride_h"] != 1 or g["stride_w"] != 1 or pad_top < 0 or pad_left < 0:
+        return None
+    return dict(g, C=g["K"], H=g["OH"], W=g["OW"], K=g["C"], OH=g["H"], OW=g["W"],
+                pad_top=pad_top, pad_left=pad_left)
+
+
+def _reversed_filters(weight, groups):
+    """Return the filters of the input gradient as a forward convolution.
+
+    That is (C, K // groups, R, S): each group's filters with in and out channels
+    swapped and the taps reversed.
+    """
+    K, Cg, R, S = weight.shape
+    per_group = weight.reshape(groups, K // groups, Cg, R, S)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(per_group.transpose(0, 2, 1, 3, 4)).reshape(
+        groups * Cg, K // groups, R, S)
+
+
+def _direct_input_grad_wins(g, itemsize):
+    # As a forward convolution (stride 1), the input gradient runs on the forward's
+    # register tiles wherever they win there; otherwise as the other backward passes.
+    adjoint = _input_grad_as_forward(g)
+    if adjoint is None:
+        return _direct_backward_wins(g, itemsize)
+    return _direct_forward_wins(adjoint, itemsize)
 
 
 def _choose_algorithm(algorithm, g, itemsize, direct_wins):
@@ -88,16 +127,21 @@ def _check_bias(bias, out_channels):
     return bias
 
 
+def _direct_forward(x, weight, bias, g, y, num_threads):
+    """Run the direct forward kernel of geometry g into y (N, K, OH, OW)."""
+    tile = KERNELS.conv_direct.tile_shape(x.itemsize, g["K"] // g["groups"])
+    plan = direct_plan(g, x.itemsize, tile)
+    KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
+                                       plan["block"], plan["band"], plan["chunk"],
+                                       num_threads)
+
+
 def _forward(x, weight, bias, g, algorithm, num_threads):
     """Run the forward kernel of geometry g: y (N, K, OH, OW)."""
     y = allocate("output", (g["N"], g["K"], g["OH"], g["OW"]), x.dtype)
     algorithm, plan = _choose_algorithm(algorithm, g, x.itemsize, _direct_forward_wins)
     if algorithm == "direct":
-        tile = KERNELS.conv_direct.tile_shape(x.itemsize, g["K"] // g["groups"])
-        plan = direct_plan(g, x.itemsize, tile)
-        KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
-                                           plan["block"], plan["band"], plan["chunk"],
-                                           num_threads)
+        _direct_forward(x, weight, bias, g, y, num_threads)
     else:
         KERNELS.conv_gemm.conv2d_forward(x, weight, bias, y, g, plan["tile"],
                                          plan["images"], num_threads)
@@ -107,8 +151,13 @@ def _forward(x, weight, bias, g, algorithm, num_threads):
 def _input_grad(grad_y, weight, g, algorithm, num_threads):
     """Run the input-gradient kernel of geometry g: grad_x (N, C, H, W)."""
     grad_x = allocate("grad_input", (g["N"], g["C"], g["H"], g["W"]), grad_y.dtype)
-    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize, _direct_backward_wins)
-    if algorithm == "direct":
+    algorithm, plan = _choose_algorithm(algorithm, g, grad_y.itemsize,
+                                        _direct_input_grad_wins)
+    adjoint = _input_grad_as_forward(g)
+    if algorithm == "direct" and adjoint is not None:
+        _direct_forward(grad_y, _reversed_filters(weight, g["groups"]), None, adjoint, grad_x,
+                        num_threads)
+    elif algorithm == "direct":
         KERNELS.conv_direct.conv2d_backward_input(grad_y, weight, grad_x, g, num_threads)
     else:
         KERNELS.conv_gemm.conv2d_backward_input(grad_y, weight, grad_x, g, plan["block"],

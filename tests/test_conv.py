@@ -25,6 +25,7 @@ CASES = [
     ((1, 2, 4, 5), (2, 2, 6, 7), 1, 2, 1, 1),                            # kernel > input
     ((1, 2, 11, 13), (3, 2, 2, 3), (4, 3), (1, 2), (3, 2), 1),           # stride > taps
     ((1, 2, 5, 6), (2, 2, 2, 2), 2**20, 1, 1, 1),                        # stride >> image
+    ((1, 2, 5, 6), (3, 2, 2, 3), 1, (2, 3), 1, 1),                       # pad > kernel
     # Planes large enough that the direct forward splits each group's 7 output
     # channels into unequal blocks.
     ((1, 4, 100, 100), (14, 2, 3, 3), 1, 1, 1, 2),

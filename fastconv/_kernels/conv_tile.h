@@ -18,8 +18,8 @@
 /* Two tiles. The wide one: with AVX-512's 32 registers, 8 channels x 3 vectors of sums
    leave room for the input vectors (3 measured ~5% faster than 2 on C10 and C1 of
    benchmarks/bench_conv.py); narrower builds have 16 registers, for 6 x 2. The narrow
-   one, for layers with one or two output channels per group (depthwise): 1 channel x 8
-   vectors, each tap's input loads serving one channel only. */
+   one, for layers whose output channels per group fill less than half a wide tile
+   (depthwise): 1 channel x 8 vectors, each tap's input loads serving one channel only. */
 #if defined(__AVX512F__)
 #define FASTCONV_TILE_BYTES 64
 #define FASTCONV_WIDE_TILE_CHANNELS 8
