@@ -197,7 +197,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
         if phases == NULL:
             failed_flag[0] = 1
         acc = phases + split_size
-        for item in prange(g.N * g.groups * blocks * bands, schedule="static"):
+        # Dynamic: items are few (16 on C5), and on a shared machine a static split
+        # waits for whichever core is slowed.
+        for item in prange(g.N * g.groups * blocks * bands, schedule="dynamic"):
             if phases == NULL:
                 continue
             n = item // (g.groups * blocks * bands)
