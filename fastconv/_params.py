@@ -299,12 +299,25 @@ DIRECT_ACCUMULATOR_BYTES = 2**18
 DIRECT_SPLIT_BYTES = 2**19
 
 
+def direct_row_pitch(g, pixels):
+    """Return (elements per accumulator row of the direct forward, ``Wq``).
+
+    The row is the shorter of OW rounded up to a multiple of the register tile's
+    ``pixels`` and the split input's row, ``Wq``. Padded rows waste what rounding adds;
+    rows of ``Wq`` lie end to end, so a vector may span two of them, and waste the
+    ``Wq - OW`` columns past each row's outputs.
+    """
+    extent_w = (g["S"] - 1) * g["dilation_w"] + 1
+    Wq = -(-((g["OW"] - 1) * g["stride_w"] + extent_w) // g["stride_w"])
+    return min(-(-g["OW"] // pixels) * pixels, Wq), Wq
+
+
 def direct_plan(g, itemsize, tile):
-    """Phase, block, band and chunk sizes for the direct forward kernel (``conv_direct``).
+    """Phase, pitch, block, band and chunk sizes for the direct forward (``conv_direct``).
 
     ``tile`` is the kernel's register tile, (output channels, pixels). An item computes
     ``block`` output channels (a multiple of the tile's) over a band of ``band`` output
-    rows, each row padded to a multiple of the tile's pixels: all of a group's channels
+    rows of ``row_pitch`` elements (:func:`direct_row_pitch`): all of a group's channels
     when one of their rows fits in ``DIRECT_ACCUMULATOR_BYTES``, and as many rows as
     fit, so that each split input row serves every output channel; else one row of as
     many channels as fit. Blocks and bands are made equal, like the im2col runs.
@@ -315,8 +328,9 @@ def direct_plan(g, itemsize, tile):
     """
     Cg, Kg = g["C"] // g["groups"], g["K"] // g["groups"]
     channels, pixels = tile
+    row_pitch, Wq = direct_row_pitch(g, pixels)
     tiles = max(1, -(-Kg // channels))
-    row_bytes = -(-g["OW"] // pixels) * pixels * itemsize
+    row_bytes = row_pitch * itemsize
     rows = DIRECT_ACCUMULATOR_BYTES // (tiles * channels * row_bytes)
     if rows >= 1:
         band = equal_part(g["OH"], rows)
@@ -326,10 +340,10 @@ def direct_plan(g, itemsize, tile):
     extent_h = (g["R"] - 1) * g["dilation_h"] + 1
     extent_w = (g["S"] - 1) * g["dilation_w"] + 1
     Hq = -(-((band - 1) * g["stride_h"] + extent_h) // g["stride_h"])
-    Wq = -(-((g["OW"] - 1) * g["stride_w"] + extent_w) // g["stride_w"])
     phases = min(g["stride_h"], extent_h) * min(g["stride_w"], extent_w)
     chunk = equal_part(Cg, DIRECT_SPLIT_BYTES // (phases * Hq * Wq * itemsize))
-    return dict(Hq=Hq, Wq=Wq, block=tiles * channels, band=band, chunk=chunk)
+    return dict(Hq=Hq, Wq=Wq, row_pitch=row_pitch, block=tiles * channels, band=band,
+                chunk=chunk)
 
 
 def pool_output_length(axis, size, padding, kernel, stride, dilation, ceil_mode):

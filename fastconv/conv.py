@@ -18,6 +18,7 @@ from fastconv._params import (
     conv_geometry,
     conv_transpose_geometry,
     direct_plan,
+    direct_row_pitch,
     gemm_plan,
     num_threads_value,
     window_geometry,
@@ -37,18 +38,18 @@ def _direct_forward_wins(g, itemsize):
     # the GEMM, which wins by 3x (C3). With one or two output channels per group the
     # narrow tile loads an input vector per multiply-add: C10's input gradient as a
     # forward convolution (32 input, 3 output channels) ran 15% slower than the GEMM.
-    # Rows that fill less than 3/4 of the tile's padded rows waste the rest: C7's rows
-    # of 7 pixels (in 16) run at a third of the GEMM's speed. Otherwise the direct tiles
-    # win when each im2col column serves few output channels or holds few taps, so
-    # copying it costs more than it serves: 1.7 (C10, 3 x 5 x 5 taps), 1.3 (C1), 1.1
-    # (C2, C5, C8: 64 or 128 output channels), but 0.98 and 0.87 with 256 output
-    # channels and 2304 taps (C6, C9).
+    # Output rows that fill less than 3/4 of their accumulator rows (direct_row_pitch)
+    # waste the rest: C7's rows of 7 pixels in 16 ran at a third of the GEMM's speed.
+    # Otherwise the direct tiles win when each im2col column serves few output channels
+    # or holds few taps, so copying it costs more than it serves: 1.7 (C10, 3 x 5 x 5
+    # taps), 1.3 (C1), 1.1 (C2, C5, C8: 64 or 128 output channels), but 0.98 and 0.87
+    # with 256 output channels and 2304 taps (C6, C9).
     if g["C"] // g["groups"] == 1:
         return True
     if g["R"] * g["S"] == 1:
         return False
     channels, pixels = KERNELS.conv_direct.tile_shape(itemsize, g["K"] // g["groups"])
-    if channels == 1 or 4 * g["OW"] < 3 * (-(-g["OW"] // pixels) * pixels):
+    if channels == 1 or 4 * g["OW"] < 3 * direct_row_pitch(g, pixels)[0]:
         return False
     return (g["C"] // g["groups"] * g["R"] * g["S"] < DIRECT_MAX_TAPS
             or g["K"] // g["groups"] <= DIRECT_MAX_CHANNELS)
@@ -132,8 +133,8 @@ def _direct_forward(x, weight, bias, g, y, num_threads):
     tile = KERNELS.conv_direct.tile_shape(x.itemsize, g["K"] // g["groups"])
     plan = direct_plan(g, x.itemsize, tile)
     KERNELS.conv_direct.conv2d_forward(x, weight, bias, y, g, plan["Hq"], plan["Wq"],
-                                       plan["block"], plan["band"], plan["chunk"],
-                                       num_threads)
+                                       plan["row_pitch"], plan["block"], plan["band"],
+                                       plan["chunk"], num_threads)
 
 
 def _forward(x, weight, bias, g, algorithm, num_threads):

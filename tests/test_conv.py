@@ -186,12 +186,15 @@ def test_large_shapes_agree_across_algorithms(rng, dtype):
 
 
 # (x shape, weight shape, stride, padding, dilation, groups): output channels per group
-# that fill no whole register tile (11, and 2 for the narrow tile), rows of 10 and 19
-# pixels that end inside a vector, an odd number of vectors per plane.
+# that fill no whole register tile (11, and 2 for the narrow tile), rows of 10 and 17
+# pixels that end inside a vector and lie end to end in the accumulators (their split
+# rows, 12 and 19 elements, are shorter than the padded ones), and rows of 16 padded
+# to whole vectors.
 TILED_CASES = [
     ((2, 7, 9, 10), (11, 7, 3, 3), 1, 1, 1, 1),
     ((1, 7, 9, 19), (11, 7, 3, 2), (2, 1), (1, 0), (1, 2), 1),
     ((2, 6, 9, 10), (6, 2, 3, 3), 1, "same", 2, 3),
+    ((1, 3, 7, 16), (9, 3, 3, 3), 1, 1, 1, 1),
 ]
 
 

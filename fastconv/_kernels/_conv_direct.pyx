@@ -135,19 +135,20 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                    const floating[:, :, :, ::1] weight,   # IN  (K, C/groups, R, S)
                    const floating[::1] bias,              # IN  (K,) or None
                    floating[:, :, :, ::1] y,              # OUT (N, K, OH, OW)
-                   Geometry g, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t block,
-                   Py_ssize_t band, Py_ssize_t chunk, int num_threads):
+                   Geometry g, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t row_pitch,
+                   Py_ssize_t block, Py_ssize_t band, Py_ssize_t chunk, int num_threads):
     """Forward pass over items (image, group, block of output channels, band of rows).
 
     First the filters are laid out tile by tile (:func:`pack_tile`). ``block`` is a
     multiple of the tile's channels (:func:`tile_shape`), ``band`` a number of output
-    rows. An item keeps one accumulator plane per output channel: the band's rows, each
-    padded to a multiple of the tile's pixels. It takes the input channels ``chunk`` at
-    a time: splits the rows its band reads into their stride phases (``Hq x Wq`` each,
-    see :func:`split_phases`), then adds all their taps to the planes tile by tile, each
-    tile's sums held in registers (conv_tile.h). A plane starts from the bias, so each
-    output is the bias plus the taps in (c, r, s) order. Workspace per thread:
-    ``chunk`` split channels and the block's planes.
+    rows. An item keeps one accumulator plane per output channel: the band's rows of
+    ``row_pitch`` elements, a multiple of the tile's pixels or ``Wq`` (then a tile's
+    vector may span two rows, as the split rows lie end to end too). It takes the input
+    channels ``chunk`` at a time: splits the rows its band reads into their stride
+    phases (``Hq x Wq`` each, see :func:`split_phases`), then adds all their taps to the
+    planes tile by tile, each tile's sums held in registers (conv_tile.h). A plane
+    starts from the bias, so each output is the bias plus the taps in (c, r, s) order.
+    Workspace per thread: ``chunk`` split channels and the block's planes.
     """
     cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups, RS = g.R * g.S
     cdef Py_ssize_t blocks = (Kg + block - 1) // block, bands = (g.OH + band - 1) // band
@@ -156,8 +157,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t phase_size = Ph * Pw * Hq * Wq
     cdef Py_ssize_t lanes = tile_lanes(<Py_ssize_t> sizeof(floating))
     cdef Py_ssize_t channels = tile_channels(Kg), tiles = (Kg + channels - 1) // channels
-    cdef Py_ssize_t row_pitch = (g.OW + lanes - 1) // lanes * lanes
-    cdef Py_ssize_t plane = band * row_pitch
+    cdef Py_ssize_t plane = (band * row_pitch + lanes - 1) // lanes * lanes
     # A tile's last pixels may read past the chunk's last phase, by less than one vector.
     cdef Py_ssize_t split_size = chunk * phase_size + lanes
     cdef Py_ssize_t tile_size = Cg * RS * channels, packed_size = g.groups * tiles * tile_size
@@ -221,7 +221,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                     if (k - k0) % channels == 0:
                         tile = grp * tiles + k // channels
                         conv_tiles(channels, acc + (k - k0) * plane, plane,
-                                   (oh1 - oh0) * row_pitch // lanes, row_pitch,
+                                   ((oh1 - oh0 - 1) * row_pitch + g.OW + lanes - 1) // lanes,
+                                   row_pitch,
                                    starts + tile * channels if c0 == 0 else NULL, phases, Wq,
                                    offsets, (c1 - c0) * RS,
                                    packed + tile * tile_size + c0 * RS * channels)

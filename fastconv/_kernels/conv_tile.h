@@ -48,8 +48,9 @@ typedef double fastconv_tile_f64;
 /* Adds the taps of one chunk into tiles of output pixels, for CHANNELS channels.
 
    acc:     (CHANNELS, plane) sums; a channel's plane is a grid of rows of pitch
-            ``row_pitch``, a multiple of the vector's lanes, of which the first OW are
-            output pixels.
+            ``row_pitch``, of which the first OW are output pixels: either a multiple of
+            the vector's lanes, or ``input_pitch``, where a vector may span two rows
+            (the input's rows lie end to end alike).
    vectors: how many vectors of the grid to compute, from its start.
    start:   CHANNELS values to start the sums from (the bias), or NULL to add to
             what ``acc`` holds.
