@@ -26,6 +26,7 @@ CASES = [
     ((1, 2, 11, 13), (3, 2, 2, 3), (4, 3), (1, 2), (3, 2), 1),           # stride > taps
     ((1, 2, 5, 6), (2, 2, 2, 2), 2**20, 1, 1, 1),                        # stride >> image
     ((1, 2, 5, 6), (3, 2, 2, 3), 1, (2, 3), 1, 1),                       # pad > kernel
+    ((1, 2, 5, 6), (3, 2, 2, 3), 1, ((0, 3), (1, 4)), 1, 1),             # pad > kernel below, right
     # Planes large enough that the direct forward splits each group's 7 output
     # channels into unequal blocks.
     ((1, 4, 100, 100), (14, 2, 3, 3), 1, 1, 1, 2),
@@ -206,10 +207,11 @@ def test_direct_forward_over_chunks_blocks_and_bands(rng, monkeypatch, case, dty
                                                      split_bytes, accumulator_bytes):
     # The smallest budgets give chunks of one input channel and items of one register
     # tile over one output row. In the first case, 5120 bytes give bands of 5 + 4 rows
-    # (float32: a row of two tiles takes 16 x 16 x 4 = 1024 bytes) or 2 + 2 + 2 + 2 + 1
-    # (float64) over all 11 output channels, and 1600 bytes chunks of 4 + 3 input
-    # channels (a band's split channel takes 7 x 12 x 4 or 4 x 12 x 8 bytes). The
-    # defaults take all the channels and rows at once.
+    # (float32: a row of two tiles takes 16 x 12 x 4 = 768 bytes) or 3 + 3 + 3
+    # (float64) over all 11 output channels, and 1600 bytes chunks of 4 + 3 or
+    # 3 + 3 + 1 input channels (a band's split channel takes 7 x 12 x 4 or 5 x 12 x 8
+    # bytes); the second case gets bands of 2 + 2 + 1 (float64). The defaults take all
+    # the channels and rows at once.
     monkeypatch.setattr(fastconv._params, "DIRECT_SPLIT_BYTES", split_bytes)
     monkeypatch.setattr(fastconv._params, "DIRECT_ACCUMULATOR_BYTES", accumulator_bytes)
     x, w, b, params = make_case(rng, case, dtype)
