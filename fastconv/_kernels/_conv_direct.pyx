@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memset
 from fastconv._kernels._geometry cimport (
     Geometry, TapSpan, clamp, first_beyond, first_inside, tap_span,
 )
+from fastconv._kernels._im2col_tiles cimport copy_padded_row
 
 
 cdef inline Py_ssize_t phases_read(Py_ssize_t stride, Py_ssize_t taps,
@@ -45,8 +46,7 @@ cdef void split_phases(const floating* channel,  # IN  (H, W)
     ``first_row + i`` reads from phase row i on. Only the first ``Ph x Pw`` phases (see
     :func:`phases_read`) are made.
     """
-    cdef Py_ssize_t ph, pw, i, j, ih, off_w, lo, hi
-    cdef const floating* row_in
+    cdef Py_ssize_t ph, pw, i, ih, off_w, lo, hi
     cdef floating* row_out
     for ph in range(Ph):
         for pw in range(Pw):
@@ -59,14 +59,8 @@ cdef void split_phases(const floating* channel,  # IN  (H, W)
                 if ih < 0 or ih >= g.H:
                     memset(row_out, 0, Wq * sizeof(floating))
                     continue
-                row_in = channel + ih * g.W + off_w
-                memset(row_out, 0, lo * sizeof(floating))
-                if g.stride_w == 1:
-                    memcpy(row_out + lo, row_in + lo, (hi - lo) * sizeof(floating))
-                else:
-                    for j in range(lo, hi):
-                        row_out[j] = row_in[j * g.stride_w]
-                memset(row_out + hi, 0, (Wq - hi) * sizeof(floating))
+                copy_padded_row(row_out, 0, Wq, channel + ih * g.W + off_w, lo, hi,
+                                g.stride_w)
 
 
 cdef extern from "conv_tile.h" nogil:

@@ -1,6 +1,7 @@
-# The im2col and col2im tiles, inline so that every instruction-set build of the
-# modules that call them (the whole-batch im2col/col2im and the im2col + GEMM
-# convolution) compiles them with its own instruction set.
+# The im2col and col2im tiles, and the zero-padded row copy that im2col shares with the
+# direct convolution's split of its input, inline so that every instruction-set build of
+# the modules that call them (the whole-batch im2col/col2im, the im2col + GEMM and the
+# direct convolution) compiles them with its own instruction set.
 #
 # Column matrix of one image: row ``(c * R + r) * S + s``, column ``oh * OW + ow``,
 # holding ``x[c, oh * stride_h - pad_top + r * dilation_h,
@@ -12,6 +13,30 @@ from libc.string cimport memcpy, memset
 from fastconv._kernels._geometry cimport Geometry, TapSpan, tap_span
 
 
+cdef inline void copy_padded_row(floating* out,           # OUT [start, end)
+                                 Py_ssize_t start, Py_ssize_t end,
+                                 const floating* row_in,  # IN  row_in[j * stride]
+                                 Py_ssize_t lo, Py_ssize_t hi,
+                                 Py_ssize_t stride) noexcept nogil:
+    """``out[j] = row_in[j * stride]`` for ``lo <= j < hi``, 0 for the rest of ``[start, end)``.
+
+    ``[lo, hi)`` is clipped to ``[start, end)``. Rows are short (a few dozen pixels on
+    small images): with unit stride one memcpy costs less than a vectorised loop's
+    set-up.
+    """
+    cdef Py_ssize_t a = lo if lo > start else start, b, j
+    a = a if a < end else end
+    b = hi if hi < end else end
+    b = b if b > a else a
+    memset(out + start, 0, (a - start) * sizeof(floating))
+    if stride == 1:
+        memcpy(out + a, row_in + a, (b - a) * sizeof(floating))
+    else:
+        for j in range(a, b):
+            out[j] = row_in[j * stride]
+    memset(out + b, 0, (end - b) * sizeof(floating))
+
+
 cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                              Py_ssize_t channels, const Geometry* g,
                              Py_ssize_t l0, Py_ssize_t l1,
@@ -19,9 +44,8 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                              Py_ssize_t ld) noexcept nogil:
     # The tile's first output pixel; later rows of the tile start at column 0.
     cdef Py_ssize_t oh0 = l0 // g.OW, first_ow = l0 - oh0 * g.OW
-    cdef Py_ssize_t c, r, s, col, oh, ow, ow0, ow1, ih, a, b
+    cdef Py_ssize_t c, r, s, col, oh, ow0, ow1, ih
     cdef TapSpan span
-    cdef const floating* row_in
     cdef floating* out
     for c in range(channels):
         for r in range(g.R):
@@ -36,21 +60,9 @@ cdef inline void im2col_tile(const floating* image,  # IN  (channels, H, W)
                     if ih < 0 or ih >= g.H:
                         memset(out + ow0, 0, (ow1 - ow0) * sizeof(floating))
                     else:
-                        row_in = image + (c * g.H + ih) * g.W + span.offset
-                        a = ow0 if ow0 > span.lo else span.lo
-                        b = ow1 if ow1 < span.hi else span.hi
-                        if a > ow0:
-                            memset(out + ow0, 0, ((a if a < ow1 else ow1) - ow0) * sizeof(floating))
-                        if g.stride_w == 1 and b > a:
-                            # Rows are short (a few dozen pixels on small images): one
-                            # memcpy costs less than a vectorised loop's set-up.
-                            memcpy(out + a, row_in + a, (b - a) * sizeof(floating))
-                        else:
-                            for ow in range(a, b):
-                                out[ow] = row_in[ow * g.stride_w]
-                        a = ow0 if ow0 > span.hi else span.hi
-                        if ow1 > a:
-                            memset(out + a, 0, (ow1 - a) * sizeof(floating))
+                        copy_padded_row(out, ow0, ow1,
+                                        image + (c * g.H + ih) * g.W + span.offset,
+                                        span.lo, span.hi, g.stride_w)
                     col += ow1 - ow0
                     oh, ow0 = oh + 1, 0
 
