@@ -90,6 +90,49 @@ def test_forward_and_backward_match_torch(rng, case, algorithm):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def random_geometry(rng):
+    """x, weight, bias and the asymmetric padding of a random convolution (float64).
+
+    Strides, dilations, groups, padding on each side and channel counts are drawn
+    independently, in ranges that reach partial and narrow register tiles.
+    """
+    groups = int(rng.choice([1, 1, 2, 3]))
+    in_per_group, out_per_group = int(rng.integers(1, 7)), int(rng.integers(1, 20))
+    R, S = (int(v) for v in rng.integers(1, 6, 2))
+    dilation = tuple(int(v) for v in rng.integers(1, 4, 2))
+    H = int(rng.integers((R - 1) * dilation[0] + 1, 30))
+    W = int(rng.integers((S - 1) * dilation[1] + 1, 50))
+    x = rng.standard_normal((int(rng.integers(1, 4)), in_per_group * groups, H, W))
+    w = rng.standard_normal((out_per_group * groups, in_per_group, R, S))
+    b = rng.standard_normal(out_per_group * groups)
+    top, bottom, left, right = (int(v) for v in rng.integers(0, 5, 4))
+    # Stride 1 half the time on each axis: the input gradient then runs as a forward.
+    stride = tuple(int(v) for v in rng.choice([1, 1, 2, 3], 2))
+    return x, w, b, dict(stride=stride, padding=((top, bottom), (left, right)),
+                         dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_geometries_match_torch(seed):
+    torch = torch_or_skip()
+    F = torch.nn.functional
+    rng = np.random.default_rng(seed)
+    for _ in range(8):
+        x, w, b, params = random_geometry(rng)
+        (top, bottom), (left, right) = params["padding"]
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        yt = F.conv2d(F.pad(xt, (left, right, top, bottom)), wt, torch.tensor(b),
+                      params["stride"], 0, params["dilation"], params["groups"])
+        gy = rng.standard_normal(tuple(yt.shape))
+        yt.backward(torch.tensor(gy))
+        for algorithm in ("direct", "im2col"):
+            y = fastconv.conv2d(x, w, b, **params, algorithm=algorithm)
+            gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
+            for got, expected in [(y, yt), (gx, xt.grad), (gw, wt.grad)]:
+                np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12,
+                                           atol=1e-12, err_msg=f"{algorithm}, {params}")
+
+
 @pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[3], CASES[7]])
 @pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 def test_backward_matches_finite_differences(rng, case, algorithm):
