@@ -91,7 +91,7 @@ def test_forward_and_backward_match_torch(rng, case, algorithm):
 
 
 def random_geometry(rng):
-    """x, weight, bias and the asymmetric padding of a random convolution (float64).
+    """x, weight, bias and the parameters of a random convolution (float64).
 
     Strides, dilations, groups, padding on each side and channel counts are drawn
     independently, in ranges that reach partial and narrow register tiles.
@@ -120,15 +120,15 @@ def test_random_geometries_match_torch(seed):
     for _ in range(8):
         x, w, b, params = random_geometry(rng)
         (top, bottom), (left, right) = params["padding"]
-        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-        yt = F.conv2d(F.pad(xt, (left, right, top, bottom)), wt, torch.tensor(b),
-                      params["stride"], 0, params["dilation"], params["groups"])
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        yt = F.conv2d(F.pad(xt, (left, right, top, bottom)), wt, bt, params["stride"], 0,
+                      params["dilation"], params["groups"])
         gy = rng.standard_normal(tuple(yt.shape))
         yt.backward(torch.tensor(gy))
         for algorithm in ("direct", "im2col"):
             y = fastconv.conv2d(x, w, b, **params, algorithm=algorithm)
-            gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
-            for got, expected in [(y, yt), (gx, xt.grad), (gw, wt.grad)]:
+            gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **params, algorithm=algorithm)
+            for got, expected in [(y, yt), (gx, xt.grad), (gw, wt.grad), (gb, bt.grad)]:
                 np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12,
                                            atol=1e-12, err_msg=f"{algorithm}, {params}")
 
