@@ -63,24 +63,31 @@ def test_backward_matches_reference(rng, case, dtype, algorithm):
         assert_close(got, expected, dtype)
 
 
+def torch_conv2d(torch, x, w, b, params):
+    """PyTorch's conv2d of float64 x, w, b, and its three leaf tensors (for gradients).
+
+    A pair of pairs of padding (top, bottom), (left, right) is applied by ``F.pad``,
+    which conv2d's own padding cannot express.
+    """
+    F = torch.nn.functional
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    padded, padding = xt, params["padding"]
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        (top, bottom), (left, right) = padding
+        padded, padding = F.pad(xt, (left, right, top, bottom)), 0
+    yt = F.conv2d(padded, wt, bt, params["stride"], padding, params["dilation"],
+                  params["groups"])
+    return yt, xt, wt, bt
+
+
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 # PyTorch warns that asymmetric 'same' padding costs it a padded copy.
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_forward_and_backward_match_torch(rng, case, algorithm):
     torch = torch_or_skip()
-    F = torch.nn.functional
     x, w, b, params = make_case(rng, case, np.float64)
-    padding = params["padding"]
-    xt = torch.tensor(x, requires_grad=True)
-    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
-        (top, bottom), (left, right) = padding
-        padded, torch_padding = F.pad(xt, (left, right, top, bottom)), 0
-    else:
-        padded, torch_padding = xt, padding
-    wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
-    yt = F.conv2d(padded, wt, bt, params["stride"], torch_padding, params["dilation"],
-                  params["groups"])
+    yt, xt, wt, bt = torch_conv2d(torch, x, w, b, params)
     y = fastconv.conv2d(x, w, b, **params, algorithm=algorithm)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
     gy = np.random.default_rng(1).standard_normal(y.shape)
@@ -115,14 +122,10 @@ def random_geometry(rng):
 @pytest.mark.parametrize("seed", range(6))
 def test_random_geometries_match_torch(seed):
     torch = torch_or_skip()
-    F = torch.nn.functional
     rng = np.random.default_rng(seed)
     for _ in range(8):
         x, w, b, params = random_geometry(rng)
-        (top, bottom), (left, right) = params["padding"]
-        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        yt = F.conv2d(F.pad(xt, (left, right, top, bottom)), wt, bt, params["stride"], 0,
-                      params["dilation"], params["groups"])
+        yt, xt, wt, bt = torch_conv2d(torch, x, w, b, params)
         gy = rng.standard_normal(tuple(yt.shape))
         yt.backward(torch.tensor(gy))
         for algorithm in ("direct", "im2col"):
