@@ -135,6 +135,38 @@ def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
     np.testing.assert_array_equal(indices_wide, indices)
 
 
+# Windows 2 or 3 columns wide at column stride 2 take each row in vectors of 2 to 16
+# outputs, the widest the row's inner outputs fill, the last vector moved back to end
+# at the row's end. Widths 4 to 44 give every count of inner outputs from 1 to 22
+# (one vector, several, several plus an overlapping last one, at each vector width);
+# padding and ceil_mode put the edge outputs on one side, the other or both.
+VECTOR_ROW_CASES = [
+    ((1, 2, 7, width), kernel, (stride_h, 2), padding, 1, ceil_mode)
+    for width in range(4, 45)
+    for kernel, stride_h, padding, ceil_mode in [
+        ((2, 2), 2, (0, 0), width % 3 == 0), ((3, 3), 2, (1, 1), width % 2 == 0),
+        ((1, 3), 1, (0, width % 2), True), ((3, 2), 1, (1, 1), False)]
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_vector_rows_of_every_width(dtype, rng):
+    for case in VECTOR_ROW_CASES:
+        shape, kernel, stride, padding, dilation, ceil_mode = case
+        x = rng.integers(-3, 3, shape).astype(dtype)
+        x[rng.random(shape) < 0.05] = np.nan
+        x[rng.random(shape) < 0.05] = -np.inf
+        y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
+                                         return_indices=True)
+        y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation,
+                                                  ceil_mode)
+        np.testing.assert_array_equal(y, y_ref.astype(dtype), err_msg=str(case))
+        np.testing.assert_array_equal(indices, indices_ref, err_msg=str(case))
+        np.testing.assert_array_equal(
+            fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y,
+            err_msg=str(case))
+
+
 def test_ties_keep_the_first_maximum():
     x = np.array([[[[5, 5], [5, 5]]]], np.float32)
     _, indices = fastconv.max_pool2d(x, 2, return_indices=True)

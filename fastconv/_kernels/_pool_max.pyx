@@ -24,6 +24,11 @@ A position is kept as a "code" ``ih * W + iw``. A 32-bit code lets the compiler 
 the data-dependent selects branch-free in SIMD registers beside float32 and float64
 values; 64-bit codes serve planes of 2**30 elements or more (the sweeps count a code
 a few strides past the plane's last element, which must not overflow).
+
+Windows 2 or 3 columns wide at column stride 2 (dilation 1) skip the passes when the
+compiler can vectorise them: pool_max_row.h takes each output row in one pass, a
+vector of outputs at a time, and the outputs whose windows cross the left or right
+edge are taken one by one.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -44,6 +49,23 @@ from fastconv._kernels._geometry cimport (
     window_first_row,
     window_rows,
 )
+
+cdef extern from "pool_max_row.h" nogil:
+    enum:
+        FASTCONV_POOL_ROW_MIN_LANES_F32
+        FASTCONV_POOL_ROW_MIN_LANES_F64
+    void fastconv_max_pool_row2_f32(const float* plane, Py_ssize_t start, Py_ssize_t row_step,
+                                    Py_ssize_t rows, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
+                                    float* y, int64_t* argmax)
+    void fastconv_max_pool_row3_f32(const float* plane, Py_ssize_t start, Py_ssize_t row_step,
+                                    Py_ssize_t rows, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
+                                    float* y, int64_t* argmax)
+    void fastconv_max_pool_row2_f64(const double* plane, Py_ssize_t start,
+                                    Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
+                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
+    void fastconv_max_pool_row3_f64(const double* plane, Py_ssize_t start,
+                                    Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
+                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
 
 ctypedef fused code_t:
     int32_t
@@ -173,23 +195,27 @@ cdef inline void fold_up_to_3_rows(const floating* row_best, const code_t* row_c
         fold_rows(row_best, row_code, pitch, 1, n, first, best, code)
 
 
-cdef inline void fold_edge(const floating* plane, const Geometry* g, const TapSpan* spans,
-                           Py_ssize_t ih, Py_ssize_t ow, floating* best,
-                           code_t* code) noexcept nogil:
-    """First pass, one output at a time: window ``ow`` of input row ``ih``."""
-    cdef Py_ssize_t s, position
+cdef inline void window_max(const floating* plane, const Geometry* g, const TapSpan* spans,
+                            Py_ssize_t ih0, Py_ssize_t rows, Py_ssize_t ow, floating* best,
+                            code_t* code) noexcept nogil:
+    """Output ``ow`` alone, over window rows ``ih0 + r * dilation_h``, ``r < rows``.
+
+    Its in-bounds taps in row-major order, the position into ``code[0]`` unless NULL.
+    """
+    cdef Py_ssize_t r, s, position
     cdef bint first = True
     cdef floating value
-    for s in range(g.S):
-        if ow < spans[s].lo or ow >= spans[s].hi:
-            continue
-        position = ih * g.W + ow * g.stride_w + spans[s].offset
-        value = plane[position]
-        if first or value > best[0] or value != value:
-            best[0] = value
-            if code != NULL:
-                code[0] = <code_t> position
-        first = False
+    for r in range(rows):
+        for s in range(g.S):
+            if ow < spans[s].lo or ow >= spans[s].hi:
+                continue
+            position = (ih0 + r * g.dilation_h) * g.W + ow * g.stride_w + spans[s].offset
+            value = plane[position]
+            if first or value > best[0] or value != value:
+                best[0] = value
+                if code != NULL:
+                    code[0] = <code_t> position
+            first = False
 
 
 cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* spans,
@@ -222,11 +248,11 @@ cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* s
     for i in range(rows):
         ih = ih_lo + i * g.dilation_h
         for ow in range(inner_lo):
-            fold_edge(plane, g, spans, ih, ow, best + i * g.OW + ow,
-                      code + i * g.OW + ow if code != NULL else NULL)
+            window_max(plane, g, spans, ih, 1, ow, best + i * g.OW + ow,
+                       code + i * g.OW + ow if code != NULL else NULL)
         for ow in range(inner_hi, g.OW):
-            fold_edge(plane, g, spans, ih, ow, best + i * g.OW + ow,
-                      code + i * g.OW + ow if code != NULL else NULL)
+            window_max(plane, g, spans, ih, 1, ow, best + i * g.OW + ow,
+                       code + i * g.OW + ow if code != NULL else NULL)
 
 
 cdef void down_height(const Geometry* g, const floating* row_best, const code_t* row_code,
@@ -290,6 +316,70 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     return failed
 
 
+cdef inline bint single_pass_fits(const Geometry* g, Py_ssize_t lanes, Py_ssize_t inner_lo,
+                                  Py_ssize_t inner_hi) noexcept nogil:
+    """Whether pool_max_row.h serves this geometry, its rows holding ``lanes`` inner outputs.
+
+    ``lanes`` is the narrowest vector's (0 where the header is not compiled).
+    """
+    return (lanes > 0 and g.stride_w == 2 and g.dilation_w == 1 and (g.S == 2 or g.S == 3)
+            and inner_hi - inner_lo >= lanes)
+
+
+cdef inline void max_pool_row(const floating* plane, Py_ssize_t kernel_w, Py_ssize_t start,
+                              Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
+                              Py_ssize_t ow_hi, floating* y, int64_t* argmax) noexcept nogil:
+    """Dispatch to pool_max_row.h by type and kernel width.
+
+    A literal NULL where there are no indices lets the compiler drop the positions.
+    """
+    if floating is float:
+        if kernel_w == 2:
+            if argmax == NULL:
+                fastconv_max_pool_row2_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
+            else:
+                fastconv_max_pool_row2_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+        elif argmax == NULL:
+            fastconv_max_pool_row3_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
+        else:
+            fastconv_max_pool_row3_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+    else:
+        if kernel_w == 2:
+            if argmax == NULL:
+                fastconv_max_pool_row2_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
+            else:
+                fastconv_max_pool_row2_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+        elif argmax == NULL:
+            fastconv_max_pool_row3_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
+        else:
+            fastconv_max_pool_row3_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+
+
+cdef void pool_planes_single_pass(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                                  int64_t[:, :, :, ::1] indices, const Geometry* g,
+                                  const TapSpan* spans, Py_ssize_t inner_lo,
+                                  Py_ssize_t inner_hi, int num_threads) noexcept nogil:
+    """Pool every plane a row at a time with pool_max_row.h (see :func:`single_pass_fits`)."""
+    cdef Py_ssize_t plane, n, c, oh, ow, ih0, rows
+    cdef bint with_indices = indices is not None
+    cdef int64_t* argmax = NULL
+    for plane in prange(g.N * g.C, schedule="static", num_threads=num_threads):
+        n = plane // g.C
+        c = plane - n * g.C
+        for oh in range(g.OH):
+            ih0 = band_top(g, oh)
+            rows = window_rows(g, oh)
+            argmax = &indices[n, c, oh, 0] if with_indices else NULL
+            max_pool_row(&x[n, c, 0, 0], g.S, ih0 * g.W - g.pad_left, g.dilation_h * g.W, rows,
+                         inner_lo, inner_hi, &y[n, c, oh, 0], argmax)
+            for ow in range(inner_lo):
+                window_max(&x[n, c, 0, 0], g, spans, ih0, rows, ow, &y[n, c, oh, ow],
+                           argmax + ow if with_indices else NULL)
+            for ow in range(inner_hi, g.OW):
+                window_max(&x[n, c, 0, 0], g, spans, ih0, rows, ow, &y[n, c, oh, ow],
+                           argmax + ow if with_indices else NULL)
+
+
 def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                floating[:, :, :, ::1] y,             # OUT (N, C, OH, OW)
                int64_t[:, :, :, ::1] indices,        # OUT (N, C, OH, OW), or None
@@ -298,10 +388,16 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
 
     The wrapper sets ``wide_codes`` when a plane holds 2**30 elements or more.
     """
-    cdef int failed
+    cdef int failed = 0
+    cdef Py_ssize_t inner_lo, inner_hi
+    cdef Py_ssize_t lanes = (FASTCONV_POOL_ROW_MIN_LANES_F32 if floating is float
+                             else FASTCONV_POOL_ROW_MIN_LANES_F64)
     cdef TapSpan* spans = column_spans(&g)
+    inner_columns(&g, spans, &inner_lo, &inner_hi)
     with nogil:
-        if wide_codes:
+        if not wide_codes and single_pass_fits(&g, lanes, inner_lo, inner_hi):
+            pool_planes_single_pass(x, y, indices, &g, spans, inner_lo, inner_hi, num_threads)
+        elif wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
         else:
             failed = pool_planes(x, y, indices, &g, spans, <int32_t> 0, num_threads)

@@ -1,0 +1,165 @@
+/* One output row of max pooling in a single pass, for windows 2 or 3 columns wide at
+   column stride 2 (2x2 stride 2, 3x3 stride 2 and their kin).
+
+   A vector holds LANES consecutive outputs. For each of the window's rows, in order,
+   two loads cover the 2 * LANES input columns the outputs' first two taps read; taking
+   their even and odd lanes gives every output's tap 0 and tap 1, and a third column
+   comes from two more loads the same way. Each tap is folded into the running maximum
+   by the rule of the two-pass kernel in _pool_max.pyx (a larger or NaN value wins, ties
+   keep the first), taps in row-major window order, so the results are the same.
+   Positions are counted in integer lanes as wide as the values (32-bit codes for float,
+   64-bit for double) so that every select is one masked move.
+
+   The build's widest vectors serve rows of at least their LANES outputs; narrower
+   rows take the widest vector they fill, down to 16 bytes. The deinterleaving needs
+   GCC's __builtin_shuffle; other compilers get FASTCONV_POOL_ROW_MIN_LANES 0 and the
+   caller keeps the two-pass kernel. */
+#ifndef FASTCONV_POOL_MAX_ROW_H
+#define FASTCONV_POOL_MAX_ROW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+
+/* The fewest outputs a row needs for the vector kernel: a 16-byte vector's. */
+#define FASTCONV_POOL_ROW_MIN_LANES_F32 4
+#define FASTCONV_POOL_ROW_MIN_LANES_F64 2
+
+/* Writes outputs ow_lo .. ow_hi - 1 (at least LANES of them) of one output row, and
+   their positions unless ``argmax`` is NULL.
+
+   Output ow's window row r (r < rows) starts at plane[start + r * row_step + 2 * ow],
+   its position the same offset (``start`` may be negative: it is the offset of output
+   0, whose window may begin in the padding). Every tap of the outputs asked for must
+   lie inside the plane. The last vector is moved back to end at ow_hi, so it redoes a
+   few outputs of the one before, with the same result. */
+#define FASTCONV_MAX_POOL_ROW(type, lanes_type, code_type, KW, name)                       \
+    static inline void name(const type* plane, ptrdiff_t start, ptrdiff_t row_step,         \
+                            ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y,      \
+                            int64_t* argmax) {                                              \
+        enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
+        typedef __typeof__(((code_type){0})[0]) code_scalar;                                \
+        code_type even, odd, third, code = {0}, position, take;                             \
+        lanes_type best = {0}, a, b, tap;                                                   \
+        ptrdiff_t ow, r, i, offset;                                                         \
+        int k;                                                                              \
+        for (i = 0; i < LANES; i++) {                                                       \
+            even[i] = 2 * i;                                                                \
+            odd[i] = 2 * i + 1;                                                             \
+            /* Lane 2 i + 2 of plane[offset...]: from a = plane[offset + 2 ...] while */     \
+            /* it reaches, then from b = plane[offset + LANES + 1 ...]. */                   \
+            third[i] = 2 * i < LANES ? 2 * i : 2 * i + 1;                                   \
+        }                                                                                   \
+        for (ow = ow_lo; ow < ow_hi; ow += LANES) {                                         \
+            if (ow > ow_hi - LANES)                                                         \
+                ow = ow_hi - LANES;                                                         \
+            for (r = 0; r < rows; r++) {                                                    \
+                offset = start + r * row_step + 2 * ow;                                     \
+                for (k = 0; k < KW; k++) {                                                  \
+                    if (k < 2) {                                                            \
+                        memcpy(&a, plane + offset, sizeof a);                               \
+                        memcpy(&b, plane + offset + LANES, sizeof b);                       \
+                        tap = __builtin_shuffle(a, b, k == 0 ? even : odd);                 \
+                    } else {                                                                \
+                        memcpy(&a, plane + offset + 2, sizeof a);                           \
+                        memcpy(&b, plane + offset + LANES + 1, sizeof b);                   \
+                        tap = __builtin_shuffle(a, b, third);                               \
+                    }                                                                       \
+                    position = even + (code_scalar) (offset + k);                           \
+                    if (r == 0 && k == 0) {                                                 \
+                        best = tap;                                                         \
+                        code = position;                                                    \
+                        continue;                                                           \
+                    }                                                                       \
+                    take = (tap > best) | (tap != tap);                                     \
+                    best = (lanes_type) (((code_type) tap & take) | ((code_type) best & ~take)); \
+                    code = (position & take) | (code & ~take);                              \
+                }                                                                           \
+            }                                                                               \
+            memcpy(y + ow, &best, sizeof best);                                             \
+            if (argmax != NULL) {                                                           \
+                /* Lane by lane: the compiler widens in registers (a vector of 64-bit */    \
+                /* lanes twice the build's width went through the stack). */                \
+                for (i = 0; i < LANES; i++)                                                 \
+                    argmax[ow + i] = code[i];                                               \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+/* The four kernels (float and double, 2 and 3 columns) at one vector width. */
+#define FASTCONV_POOL_ROW_WIDTH(BYTES)                                                      \
+    typedef float fastconv_row_f32_##BYTES __attribute__((vector_size(BYTES)));             \
+    typedef int32_t fastconv_row_i32_##BYTES __attribute__((vector_size(BYTES)));           \
+    typedef double fastconv_row_f64_##BYTES __attribute__((vector_size(BYTES)));            \
+    typedef int64_t fastconv_row_i64_##BYTES __attribute__((vector_size(BYTES)));           \
+    FASTCONV_MAX_POOL_ROW(float, fastconv_row_f32_##BYTES, fastconv_row_i32_##BYTES, 2,     \
+                          fastconv_max_pool_row2_f32_##BYTES)                               \
+    FASTCONV_MAX_POOL_ROW(float, fastconv_row_f32_##BYTES, fastconv_row_i32_##BYTES, 3,     \
+                          fastconv_max_pool_row3_f32_##BYTES)                               \
+    FASTCONV_MAX_POOL_ROW(double, fastconv_row_f64_##BYTES, fastconv_row_i64_##BYTES, 2,    \
+                          fastconv_max_pool_row2_f64_##BYTES)                               \
+    FASTCONV_MAX_POOL_ROW(double, fastconv_row_f64_##BYTES, fastconv_row_i64_##BYTES, 3,    \
+                          fastconv_max_pool_row3_f64_##BYTES)
+
+FASTCONV_POOL_ROW_WIDTH(16)
+#if defined(__AVX__)
+FASTCONV_POOL_ROW_WIDTH(32)
+#endif
+#if defined(__AVX512F__)
+FASTCONV_POOL_ROW_WIDTH(64)
+#endif
+
+/* The widest kernel the row's ow_hi - ow_lo outputs fill. */
+#define FASTCONV_POOL_ROW_PICK(type, KW, suffix)                                            \
+    static inline void fastconv_max_pool_row##KW##_##suffix(                                \
+            const type* plane, ptrdiff_t start, ptrdiff_t row_step, ptrdiff_t rows,         \
+            ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y, int64_t* argmax) {                   \
+        ptrdiff_t outputs = ow_hi - ow_lo;                                                  \
+        (void) outputs;                                                                     \
+        FASTCONV_POOL_ROW_IF_64(outputs >= 64 / (ptrdiff_t) sizeof(type),                   \
+            fastconv_max_pool_row##KW##_##suffix##_64(plane, start, row_step, rows, ow_lo,  \
+                                                      ow_hi, y, argmax))                    \
+        FASTCONV_POOL_ROW_IF_32(outputs >= 32 / (ptrdiff_t) sizeof(type),                   \
+            fastconv_max_pool_row##KW##_##suffix##_32(plane, start, row_step, rows, ow_lo,  \
+                                                      ow_hi, y, argmax))                    \
+        fastconv_max_pool_row##KW##_##suffix##_16(plane, start, row_step, rows, ow_lo,      \
+                                                  ow_hi, y, argmax);                        \
+    }
+
+#if defined(__AVX512F__)
+#define FASTCONV_POOL_ROW_IF_64(test, call) if (test) { call; return; }
+#else
+#define FASTCONV_POOL_ROW_IF_64(test, call)
+#endif
+#if defined(__AVX__)
+#define FASTCONV_POOL_ROW_IF_32(test, call) if (test) { call; return; }
+#else
+#define FASTCONV_POOL_ROW_IF_32(test, call)
+#endif
+
+FASTCONV_POOL_ROW_PICK(float, 2, f32)
+FASTCONV_POOL_ROW_PICK(float, 3, f32)
+FASTCONV_POOL_ROW_PICK(double, 2, f64)
+FASTCONV_POOL_ROW_PICK(double, 3, f64)
+
+#else
+
+#define FASTCONV_POOL_ROW_MIN_LANES_F32 0
+#define FASTCONV_POOL_ROW_MIN_LANES_F64 0
+#define FASTCONV_POOL_ROW_UNAVAILABLE(type, name)                                          \
+    static inline void name(const type* plane, ptrdiff_t start, ptrdiff_t row_step,         \
+                            ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y,      \
+                            int64_t* argmax) {                                              \
+        (void) plane; (void) start; (void) row_step; (void) rows;                           \
+        (void) ow_lo; (void) ow_hi; (void) y; (void) argmax;                                \
+    }
+FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row2_f32)
+FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row3_f32)
+FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row2_f64)
+FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row3_f64)
+
+#endif
+
+#endif
