@@ -45,10 +45,10 @@ def main():
     args = parser.parse_args()
 
     levels = supported_levels()
-    chosen, exact = KERNELS.level, not KERNELS.exceptions
+    chosen = KERNELS.level
     print(f"machine: {machine_summary()}")
     print(f"fastconv {fastconv.__version__}, levels {', '.join(levels)} (import chose "
-          f"{KERNELS.describe()}), {args.threads} thread(s), float32, medians of "
+          f"{chosen}), {args.threads} thread(s), float32, medians of "
           "interleaved runs; every column runs all kernels at its level")
     print(f"{'case':4} {'op':20}" + "".join(f" {level + ' ms':>12}" for level in levels)
           + "".join(f" {'R ' + level:>9}" for level in levels[1:]))
@@ -59,7 +59,7 @@ def main():
         times = interleaved_medians(calls, repeats_for(calls[0], least=11))
         print(f"{case:4} {op:20}" + "".join(f" {t * 1e3:12.2f}" for t in times)
               + "".join(f" {times[0] / t:9.2f}" for t in times[1:]))
-    KERNELS.use(chosen, exact)
+    KERNELS.use(chosen)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def show_config(file=None):
         f"compiler: {platform.python_compiler()}",
         f"OpenMP: {'on' if _threads.openmp_enabled() else 'off (one thread)'}, "
         f"default threads {get_num_threads()}",
-        f"instruction set: {KERNELS.describe()} (this CPU and build support "
+        f"instruction set: {KERNELS.level} (this CPU and build support "
         f"{', '.join(supported_levels())}; {ENVIRONMENT_VARIABLE} chooses)",
         f"numpy: {np.__version__}",
         f"BLAS (im2col GEMM, single-threaded per call): {BLAS_CONFIG}",
