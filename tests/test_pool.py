@@ -34,6 +34,9 @@ LARGE_MAX_CASES = [
     ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), 1, False),
     ((1, 1, 70, 90), 3, (3, 1), 1, (2, 3), True),
     ((1, 1, 64, 80), (2, 3), (5, 2), 0, (1, 2), False),
+    # Over 2 MiB even in float32: the single pass asks for rows ahead of time.
+    ((2, 4, 260, 256), 3, 2, 1, 1, True),
+    ((2, 4, 260, 256), 2, 2, 0, 1, False),
 ]
 
 
