@@ -236,6 +236,8 @@ LARGE_AVG_CASES = [
     ((1, 1, 97, 120), 2, 2, 0, False, True, None),
     ((1, 1, 90, 121), (4, 5), (4, 2), (2, 1), True, False, None),
     ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), False, True, 7),
+    # Over 2 MiB even in float32: the next band's rows are asked for ahead of time.
+    ((2, 4, 260, 256), 3, 2, 1, True, False, None),
 ]
 
 

@@ -66,6 +66,9 @@ cdef inline TapSpan* column_spans(const Geometry* g) except NULL:
 cdef enum:
     # Bytes of first-pass results per band: within the L1 and L2 caches.
     BAND_BYTES = 32768
+    # Inputs larger than this come from L3 or memory; there the pooling kernels ask for
+    # rows ahead of the ones they read (prefetch.h), which costs time on data in L2.
+    PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
 
 
 cdef inline Py_ssize_t band_height(const Geometry* g, Py_ssize_t bytes_per_output) noexcept nogil:

@@ -13,7 +13,12 @@ from libc.math cimport INFINITY, fabs, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+cdef extern from "prefetch.h" nogil:
+    void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
+                                Py_ssize_t bytes)
+
 from fastconv._kernels._geometry cimport (
+    PREFETCH_ABOVE_BYTES,
     Geometry,
     TapSpan,
     band_height,
@@ -146,6 +151,7 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     allocation failed.
     """
     cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, i0, rows, r, ow, inner_lo, inner_hi
+    cdef Py_ssize_t next_ih
     cdef Py_ssize_t band = band_height(g, sizeof(double))
     cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
     cdef double* sums = NULL
@@ -153,6 +159,8 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     cdef floating* y_row
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    cdef Py_ssize_t x_bytes = g.N * g.C * g.H * g.W * sizeof(floating)
+    cdef bint prefetch = x_bytes > PREFETCH_ABOVE_BYTES
     inner_columns(g, spans, &inner_lo, &inner_hi)
     with parallel(num_threads=num_threads):
         sums = <double*> malloc(band_size * sizeof(double))
@@ -171,6 +179,14 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                 row_sums(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo,
                          band_rows(g, ih_lo, oh1), sums)
                 for oh in range(oh0, oh1):
+                    if prefetch:
+                        # The next band's input rows, stride_h of them per output row
+                        # (rows counted through the whole array: after a plane's last
+                        # band come the next plane's first rows).
+                        next_ih = plane * g.H + band_top(g, oh1) + (oh - oh0) * g.stride_h
+                        fastconv_prefetch_read(<const char*> &x[0, 0, 0, 0], x_bytes,
+                                               next_ih * g.W * sizeof(floating),
+                                               g.stride_h * g.W * sizeof(floating))
                     i0 = window_first_row(g, oh, ih_lo)
                     rows = window_rows(g, oh)
                     # The window's rows r .. r + 3 at a time, in order.

@@ -36,6 +36,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 from fastconv._kernels._geometry cimport (
+    PREFETCH_ABOVE_BYTES,
     Geometry,
     TapSpan,
     band_height,
@@ -50,11 +51,13 @@ from fastconv._kernels._geometry cimport (
     window_rows,
 )
 
-cdef extern from "pool_max_row.h" nogil:
+cdef extern from "prefetch.h" nogil:
     void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
                                 Py_ssize_t bytes)
     void fastconv_prefetch_write(char* base, Py_ssize_t size, Py_ssize_t offset,
                                  Py_ssize_t bytes)
+
+cdef extern from "pool_max_row.h" nogil:
     enum:
         FASTCONV_POOL_ROW_MIN_LANES_F32
         FASTCONV_POOL_ROW_MIN_LANES_F64
@@ -73,13 +76,11 @@ cdef extern from "pool_max_row.h" nogil:
 
 cdef enum:
     # The single pass asks for the input rows, output row and index row of the output
-    # row this many ahead (crossing into the next plane), when the input exceeds
-    # PREFETCH_ABOVE_BYTES: data that large comes from L3 or memory, and the loads of a
-    # row alone leave the core waiting (P1 and P2 of bench_pool with the caches
-    # flushed before each call, 2 threads: 10-17% and 21-25% faster; on data in L2 the
-    # prefetches cost P1 18%).
+    # row this many ahead (crossing into the next plane) when the input exceeds
+    # PREFETCH_ABOVE_BYTES (P1 and P2 of bench_pool with the caches flushed before each
+    # call, 2 threads: 10-17% and 21-25% faster; on data in L2 the prefetches cost P1
+    # 18%).
     PREFETCH_ROWS_AHEAD = 4
-    PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
 
 ctypedef fused code_t:
     int32_t

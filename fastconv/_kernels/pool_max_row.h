@@ -111,23 +111,6 @@ FASTCONV_POOL_ROW_WIDTH(32)
 FASTCONV_POOL_ROW_WIDTH(64)
 #endif
 
-/* Asks for bytes ``offset .. offset + bytes`` of an array of ``size`` bytes at ``base``
-   to be brought into the caches, for reading or for writing; what lies past the array
-   is left out. */
-static inline void fastconv_prefetch_read(const char* base, ptrdiff_t size, ptrdiff_t offset,
-                                          ptrdiff_t bytes) {
-    ptrdiff_t end = offset + bytes < size ? offset + bytes : size;
-    for (; offset < end; offset += 64)
-        __builtin_prefetch(base + offset, 0);
-}
-
-static inline void fastconv_prefetch_write(char* base, ptrdiff_t size, ptrdiff_t offset,
-                                           ptrdiff_t bytes) {
-    ptrdiff_t end = offset + bytes < size ? offset + bytes : size;
-    for (; offset < end; offset += 64)
-        __builtin_prefetch(base + offset, 1);
-}
-
 /* The widest kernel the row's ow_hi - ow_lo outputs fill. */
 #define FASTCONV_POOL_ROW_PICK(type, KW, suffix)                                            \
     static inline void fastconv_max_pool_row##KW##_##suffix(                                \
@@ -176,14 +159,6 @@ FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row2_f32)
 FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row3_f32)
 FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row2_f64)
 FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row3_f64)
-static inline void fastconv_prefetch_read(const char* base, ptrdiff_t size, ptrdiff_t offset,
-                                          ptrdiff_t bytes) {
-    (void) base; (void) size; (void) offset; (void) bytes;
-}
-static inline void fastconv_prefetch_write(char* base, ptrdiff_t size, ptrdiff_t offset,
-                                           ptrdiff_t bytes) {
-    (void) base; (void) size; (void) offset; (void) bytes;
-}
 
 #endif
 
