@@ -3,8 +3,8 @@
 
    A vector holds LANES consecutive outputs. For each of the window's rows, in order,
    two loads cover the 2 * LANES input columns the outputs' first two taps read; taking
-   their even and odd lanes gives every output's tap 0 and tap 1, and a third column
-   comes from two more loads the same way. Each tap is folded into the running maximum
+   their even and odd lanes gives every output's tap 0 and tap 1. Tap 2 is the odd
+   lanes of the same loads one column further on, which read nothing past it. Each tap is folded into the running maximum
    by the rule of the two-pass kernel in _pool_max.pyx (a larger or NaN value wins, ties
    keep the first), taps in row-major window order, so the results are the same.
    Positions are counted in integer lanes as wide as the values (32-bit codes for float,
@@ -41,16 +41,13 @@
                             int64_t* argmax) {                                              \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
         typedef __typeof__(((code_type){0})[0]) code_scalar;                                \
-        code_type even, odd, third, code = {0}, position, take;                             \
+        code_type even, odd, code = {0}, position, take;                             \
         lanes_type best = {0}, a, b, tap;                                                   \
         ptrdiff_t ow, r, i, offset;                                                         \
         int k;                                                                              \
         for (i = 0; i < LANES; i++) {                                                       \
             even[i] = 2 * i;                                                                \
             odd[i] = 2 * i + 1;                                                             \
-            /* Lane 2 i + 2 of plane[offset...]: from a = plane[offset + 2 ...] while */     \
-            /* it reaches, then from b = plane[offset + LANES + 1 ...]. */                   \
-            third[i] = 2 * i < LANES ? 2 * i : 2 * i + 1;                                   \
         }                                                                                   \
         for (ow = ow_lo; ow < ow_hi; ow += LANES) {                                         \
             if (ow > ow_hi - LANES)                                                         \
@@ -58,15 +55,10 @@
             for (r = 0; r < rows; r++) {                                                    \
                 offset = start + r * row_step + 2 * ow;                                     \
                 for (k = 0; k < KW; k++) {                                                  \
-                    if (k < 2) {                                                            \
-                        memcpy(&a, plane + offset, sizeof a);                               \
-                        memcpy(&b, plane + offset + LANES, sizeof b);                       \
-                        tap = __builtin_shuffle(a, b, k == 0 ? even : odd);                 \
-                    } else {                                                                \
-                        memcpy(&a, plane + offset + 2, sizeof a);                           \
-                        memcpy(&b, plane + offset + LANES + 1, sizeof b);                   \
-                        tap = __builtin_shuffle(a, b, third);                               \
-                    }                                                                       \
+                    /* Taps 0 and 1 from offset, tap 2 from offset + 1. */                  \
+                    memcpy(&a, plane + offset + k / 2, sizeof a);                           \
+                    memcpy(&b, plane + offset + k / 2 + LANES, sizeof b);                   \
+                    tap = __builtin_shuffle(a, b, k == 0 ? even : odd);                     \
                     position = even + (code_scalar) (offset + k);                           \
                     if (r == 0 && k == 0) {                                                 \
                         best = tap;                                                         \
