@@ -4,9 +4,10 @@
    A vector holds LANES consecutive outputs. For each of the window's rows, in order,
    two loads cover the 2 * LANES input columns the outputs' first two taps read; taking
    their even and odd lanes gives every output's tap 0 and tap 1. Tap 2 is the odd
-   lanes of the same loads one column further on, which read nothing past it. Each tap is folded into the running maximum
-   by the rule of the two-pass kernel in _pool_max.pyx (a larger or NaN value wins, ties
-   keep the first), taps in row-major window order, so the results are the same.
+   lanes of the same loads one column further on, which read nothing past it. Each tap
+   is folded into the running maximum by the rule of the two-pass kernel in
+   _pool_max.pyx (a larger or NaN value wins, ties keep the first), taps in row-major
+   window order, so the results are the same.
    Positions are counted in integer lanes as wide as the values (32-bit codes for float,
    64-bit for double) so that every select is one masked move.
 
@@ -41,7 +42,7 @@
                             int64_t* argmax) {                                              \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
         typedef __typeof__(((code_type){0})[0]) code_scalar;                                \
-        code_type even, odd, code = {0}, position, take;                             \
+        code_type even, odd, code = {0}, position, take;                                    \
         lanes_type best = {0}, a, b, tap;                                                   \
         ptrdiff_t ow, r, i, offset;                                                         \
         int k;                                                                              \
@@ -66,7 +67,8 @@
                         continue;                                                           \
                     }                                                                       \
                     take = (tap > best) | (tap != tap);                                     \
-                    best = (lanes_type) (((code_type) tap & take) | ((code_type) best & ~take)); \
+                    best = (lanes_type) (((code_type) tap & take)                           \
+                                         | ((code_type) best & ~take));                     \
                     code = (position & take) | (code & ~take);                              \
                 }                                                                           \
             }                                                                               \
