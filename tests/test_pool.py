@@ -122,8 +122,9 @@ def test_max_pool2d_on_large_planes_with_ties_and_nans(case, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", MAX_CASES + LARGE_MAX_CASES[:3])
 def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
-    # Planes of 2**30 elements or more keep positions in 64 bits; the same kernel runs
-    # here on small planes, which must give the same result as with 32-bit codes.
+    # Planes of 2**30 elements or more keep positions in 64 bits in the two-pass kernel;
+    # it runs here on small planes, which must give the same result as with 32-bit codes
+    # (or as the single pass, for the windows that take it).
     from fastconv._dispatch import KERNELS
     from fastconv._params import pool_geometry
 
