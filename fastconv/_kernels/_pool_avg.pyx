@@ -178,14 +178,15 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                 ih_lo = band_top(g, oh0)
                 row_sums(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo,
                          band_rows(g, ih_lo, oh1), sums)
+                # The next band's first input row, counted through the whole array:
+                # after a plane's last band come the next plane's first rows.
+                next_ih = plane * g.H + band_top(g, oh1)
                 for oh in range(oh0, oh1):
                     if prefetch:
-                        # The next band's input rows, stride_h of them per output row
-                        # (rows counted through the whole array: after a plane's last
-                        # band come the next plane's first rows).
-                        next_ih = plane * g.H + band_top(g, oh1) + (oh - oh0) * g.stride_h
+                        # The next band's input rows, stride_h of them per output row.
                         fastconv_prefetch_read(<const char*> &x[0, 0, 0, 0], x_bytes,
-                                               next_ih * g.W * sizeof(floating),
+                                               (next_ih + (oh - oh0) * g.stride_h) * g.W
+                                               * sizeof(floating),
                                                g.stride_h * g.W * sizeof(floating))
                     i0 = window_first_row(g, oh, ih_lo)
                     rows = window_rows(g, oh)
