@@ -61,18 +61,12 @@ cdef extern from "pool_max_row.h" nogil:
     enum:
         FASTCONV_POOL_ROW_MIN_LANES_F32
         FASTCONV_POOL_ROW_MIN_LANES_F64
-    void fastconv_max_pool_row2_f32(const float* plane, Py_ssize_t start, Py_ssize_t row_step,
-                                    Py_ssize_t rows, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
-                                    float* y, int64_t* argmax)
-    void fastconv_max_pool_row3_f32(const float* plane, Py_ssize_t start, Py_ssize_t row_step,
-                                    Py_ssize_t rows, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
-                                    float* y, int64_t* argmax)
-    void fastconv_max_pool_row2_f64(const double* plane, Py_ssize_t start,
-                                    Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
-                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
-    void fastconv_max_pool_row3_f64(const double* plane, Py_ssize_t start,
-                                    Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
-                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
+    void fastconv_max_pool_row_f32(const float* plane, Py_ssize_t kernel_w, Py_ssize_t start,
+                                   Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
+                                   Py_ssize_t ow_hi, float* y, int64_t* argmax)
+    void fastconv_max_pool_row_f64(const double* plane, Py_ssize_t kernel_w, Py_ssize_t start,
+                                   Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
+                                   Py_ssize_t ow_hi, double* y, int64_t* argmax)
 
 cdef enum:
     # The single pass asks for the input rows, output row and index row of the output
@@ -344,30 +338,13 @@ cdef inline bint single_pass_fits(const Geometry* g, Py_ssize_t lanes, Py_ssize_
 cdef inline void max_pool_row(const floating* plane, Py_ssize_t kernel_w, Py_ssize_t start,
                               Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
                               Py_ssize_t ow_hi, floating* y, int64_t* argmax) noexcept nogil:
-    """Dispatch to pool_max_row.h by type and kernel width.
-
-    A literal NULL where there are no indices lets the compiler drop the positions.
-    """
+    """Dispatch to pool_max_row.h by type."""
     if floating is float:
-        if kernel_w == 2:
-            if argmax == NULL:
-                fastconv_max_pool_row2_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
-            else:
-                fastconv_max_pool_row2_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
-        elif argmax == NULL:
-            fastconv_max_pool_row3_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
-        else:
-            fastconv_max_pool_row3_f32(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+        fastconv_max_pool_row_f32(plane, kernel_w, start, row_step, rows, ow_lo, ow_hi, y,
+                                  argmax)
     else:
-        if kernel_w == 2:
-            if argmax == NULL:
-                fastconv_max_pool_row2_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
-            else:
-                fastconv_max_pool_row2_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
-        elif argmax == NULL:
-            fastconv_max_pool_row3_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, NULL)
-        else:
-            fastconv_max_pool_row3_f64(plane, start, row_step, rows, ow_lo, ow_hi, y, argmax)
+        fastconv_max_pool_row_f64(plane, kernel_w, start, row_step, rows, ow_lo, ow_hi, y,
+                                  argmax)
 
 
 cdef void pool_planes_single_pass(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,

@@ -138,21 +138,42 @@ FASTCONV_POOL_ROW_PICK(float, 3, f32)
 FASTCONV_POOL_ROW_PICK(double, 2, f64)
 FASTCONV_POOL_ROW_PICK(double, 3, f64)
 
+/* The entry point: the kernel of the window's width, ``kernel_w`` 2 or 3. Calling it
+   with a literal NULL where there are no indices lets the compiler drop the positions. */
+#define FASTCONV_POOL_ROW_ENTRY(type, suffix)                                               \
+    static inline void fastconv_max_pool_row_##suffix(                                      \
+            const type* plane, ptrdiff_t kernel_w, ptrdiff_t start, ptrdiff_t row_step,     \
+            ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y, int64_t* argmax) {   \
+        if (kernel_w == 2 && argmax == NULL)                                                \
+            fastconv_max_pool_row2_##suffix(plane, start, row_step, rows, ow_lo, ow_hi, y,  \
+                                            NULL);                                          \
+        else if (kernel_w == 2)                                                             \
+            fastconv_max_pool_row2_##suffix(plane, start, row_step, rows, ow_lo, ow_hi, y,  \
+                                            argmax);                                        \
+        else if (argmax == NULL)                                                            \
+            fastconv_max_pool_row3_##suffix(plane, start, row_step, rows, ow_lo, ow_hi, y,  \
+                                            NULL);                                          \
+        else                                                                                \
+            fastconv_max_pool_row3_##suffix(plane, start, row_step, rows, ow_lo, ow_hi, y,  \
+                                            argmax);                                        \
+    }
+
+FASTCONV_POOL_ROW_ENTRY(float, f32)
+FASTCONV_POOL_ROW_ENTRY(double, f64)
+
 #else
 
 #define FASTCONV_POOL_ROW_MIN_LANES_F32 0
 #define FASTCONV_POOL_ROW_MIN_LANES_F64 0
-#define FASTCONV_POOL_ROW_UNAVAILABLE(type, name)                                          \
-    static inline void name(const type* plane, ptrdiff_t start, ptrdiff_t row_step,         \
-                            ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y,      \
-                            int64_t* argmax) {                                              \
-        (void) plane; (void) start; (void) row_step; (void) rows;                           \
+#define FASTCONV_POOL_ROW_UNAVAILABLE(type, suffix)                                         \
+    static inline void fastconv_max_pool_row_##suffix(                                      \
+            const type* plane, ptrdiff_t kernel_w, ptrdiff_t start, ptrdiff_t row_step,     \
+            ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y, int64_t* argmax) {   \
+        (void) plane; (void) kernel_w; (void) start; (void) row_step; (void) rows;          \
         (void) ow_lo; (void) ow_hi; (void) y; (void) argmax;                                \
     }
-FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row2_f32)
-FASTCONV_POOL_ROW_UNAVAILABLE(float, fastconv_max_pool_row3_f32)
-FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row2_f64)
-FASTCONV_POOL_ROW_UNAVAILABLE(double, fastconv_max_pool_row3_f64)
+FASTCONV_POOL_ROW_UNAVAILABLE(float, f32)
+FASTCONV_POOL_ROW_UNAVAILABLE(double, f64)
 
 #endif
 
