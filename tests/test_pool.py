@@ -103,20 +103,26 @@ def test_max_pool2d_matches_torch_bit_for_bit(case, dtype, rng):
     np.testing.assert_array_equal(indices, indices_t.numpy())
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", LARGE_MAX_CASES)
-def test_max_pool2d_on_large_planes_with_ties_and_nans(case, dtype, rng):
+def check_ties_nans_and_infs_against_reference(case, dtype, rng, fraction):
+    """Max-pool few distinct values with ``fraction`` NaN and -inf each; compare exactly."""
     shape, kernel, stride, padding, dilation, ceil_mode = case
     x = rng.integers(-3, 3, shape).astype(dtype)
-    x[rng.random(shape) < 0.02] = np.nan
-    x[rng.random(shape) < 0.02] = -np.inf
+    x[rng.random(shape) < fraction] = np.nan
+    x[rng.random(shape) < fraction] = -np.inf
     y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
                                      return_indices=True)
     y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation, ceil_mode)
-    np.testing.assert_array_equal(y, y_ref.astype(dtype))
-    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype), err_msg=str(case))
+    np.testing.assert_array_equal(indices, indices_ref, err_msg=str(case))
     np.testing.assert_array_equal(
-        fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y)
+        fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y,
+        err_msg=str(case))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LARGE_MAX_CASES)
+def test_max_pool2d_on_large_planes_with_ties_and_nans(case, dtype, rng):
+    check_ties_nans_and_infs_against_reference(case, dtype, rng, 0.02)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -156,19 +162,7 @@ VECTOR_ROW_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool2d_vector_rows_of_every_width(dtype, rng):
     for case in VECTOR_ROW_CASES:
-        shape, kernel, stride, padding, dilation, ceil_mode = case
-        x = rng.integers(-3, 3, shape).astype(dtype)
-        x[rng.random(shape) < 0.05] = np.nan
-        x[rng.random(shape) < 0.05] = -np.inf
-        y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
-                                         return_indices=True)
-        y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation,
-                                                  ceil_mode)
-        np.testing.assert_array_equal(y, y_ref.astype(dtype), err_msg=str(case))
-        np.testing.assert_array_equal(indices, indices_ref, err_msg=str(case))
-        np.testing.assert_array_equal(
-            fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), y,
-            err_msg=str(case))
+        check_ties_nans_and_infs_against_reference(case, dtype, rng, 0.05)
 
 
 def test_ties_keep_the_first_maximum():
