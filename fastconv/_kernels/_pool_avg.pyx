@@ -99,15 +99,26 @@ cdef inline void add_strided_taps(double* acc, const summand* x, Py_ssize_t base
         add_up_to_3_taps(acc, x, base, stride, step, taps, j_lo, j_hi, first)
 
 
-cdef inline double edge_sum(const floating* plane, const Geometry* g, const TapSpan* spans,
-                            Py_ssize_t ih, Py_ssize_t ow) noexcept nogil:
-    """The sum of the in-bounds columns of window ``ow`` in input row ``ih``."""
-    cdef Py_ssize_t s
-    cdef double total = 0
-    for s in range(g.S):
+cdef void edge_sums(const floating* plane, const Geometry* g, const TapSpan* spans,
+                    Py_ssize_t ow, Py_ssize_t ih_lo, Py_ssize_t rows, double* sums) noexcept nogil:
+    """The first pass of output ``ow``, whose window crosses the left or right edge.
+
+    ``sums[i * OW + ow]`` = the sum of the window's in-bounds columns of input row
+    ``ih_lo + i * dilation_h``, from 0, in kernel-column order. Those columns are
+    consecutive, ``s_lo .. s_hi``, and the same in every row.
+    """
+    cdef Py_ssize_t s, s_lo = 0, s_hi = 0, i, t, base
+    cdef double total
+    for s in range(g.S - 1, -1, -1):
         if spans[s].lo <= ow < spans[s].hi:
-            total += plane[ih * g.W + ow * g.stride_w + spans[s].offset]
-    return total
+            s_lo = s
+            s_hi = max(s_hi, s + 1)
+    base = ih_lo * g.W + ow * g.stride_w + spans[s_lo].offset
+    for i in range(rows):
+        total = 0
+        for t in range(s_hi - s_lo):
+            total += plane[base + i * g.dilation_h * g.W + t * g.dilation_w]
+        sums[i * g.OW + ow] = total
 
 
 cdef void row_sums(const floating* plane, const Geometry* g, const TapSpan* spans,
@@ -135,11 +146,10 @@ cdef void row_sums(const floating* plane, const Geometry* g, const TapSpan* span
             add_strided_taps(sums + i * g.OW, plane,
                              (ih_lo + i * g.dilation_h) * g.W + spans[s].offset, g.stride_w,
                              g.dilation_w, taps, inner_lo, inner_hi, s == 0)
-    for i in range(rows):
-        for ow in range(inner_lo):
-            sums[i * g.OW + ow] = edge_sum(plane, g, spans, ih_lo + i * g.dilation_h, ow)
-        for ow in range(inner_hi, g.OW):
-            sums[i * g.OW + ow] = edge_sum(plane, g, spans, ih_lo + i * g.dilation_h, ow)
+    for ow in range(inner_lo):
+        edge_sums(plane, g, spans, ow, ih_lo, rows, sums)
+    for ow in range(inner_hi, g.OW):
+        edge_sums(plane, g, spans, ow, ih_lo, rows, sums)
 
 
 cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
