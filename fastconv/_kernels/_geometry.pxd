@@ -64,8 +64,9 @@ cdef inline TapSpan* column_spans(const Geometry* g) except NULL:
 # Two-pass pooling (max and average): a band of output rows is reduced first along the
 # width, for every input row its windows touch, then down the height.
 cdef enum:
-    # Bytes of first-pass results per band: within the L1 and L2 caches.
-    BAND_BYTES = 32768
+    # Bytes of first-pass results per band: with about as many bytes of input rows they
+    # come from, within a 32 KiB L1 cache, where the second pass finds them.
+    BAND_BYTES = 16384
     # Inputs larger than this come from L3 or memory; there the pooling kernels ask for
     # rows ahead of the ones they read (prefetch.h), which costs time on data in L2.
     PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
