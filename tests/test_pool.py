@@ -268,6 +268,33 @@ def test_avg_pool2d_divisor_counts_padding_but_not_the_ceil_overhang():
     np.testing.assert_allclose(y[0, 0, 2, 2], 4 / 9)  # last window: ends at H + padding
 
 
+@pytest.mark.parametrize(("kernel", "divisor_override", "divisor"),
+                         [(3, None, 9), (7, None, 49), ((7, 11), None, 77), (3, 99, 99),
+                          ((3, 1), -75, -75)])
+def test_avg_pool2d_float32_rounds_each_quotient_once(kernel, divisor_override, divisor, rng):
+    # Each window sums exactly to divisor * m, m halfway between two float32 values,
+    # so the float64 quotient m is exact and its float32 rounding is a tie to even. A
+    # quotient one float64 unit off, as the product with 1 / divisor is for some of
+    # these sums, rounds the tie the wrong way.
+    rows, cols = (kernel, kernel) if isinstance(kernel, int) else kernel
+    n, c, out_h, out_w = 2, 3, 5, 6
+    windows = n * c * out_h * out_w
+    # 25 significant bits, the last one set: halfway between two float32 values.
+    halfway = (2 * rng.integers(2**23, 2**24, windows) + 1) * 2.0 ** rng.integers(-60, 10,
+                                                                                    windows)
+    total = halfway * divisor
+    # Each sum as two float32 values in the window, the second holding the low bits.
+    high = total.astype(np.float32).astype(np.float64)
+    parts = np.zeros((windows, rows * cols))
+    parts[:, 0], parts[:, 1] = high, total - high
+    np.testing.assert_array_equal(parts.astype(np.float32), parts)
+    x = (parts.astype(np.float32).reshape(n, c, out_h, out_w, rows, cols)
+         .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, out_h * rows, out_w * cols))
+    expected = (total / divisor).astype(np.float32).reshape(n, c, out_h, out_w)
+    np.testing.assert_array_equal(
+        fastconv.avg_pool2d(x, kernel, divisor_override=divisor_override), expected)
+
+
 NORMS = [1, 2, 3, 1.5, 0.5, np.inf]
 
 
