@@ -138,3 +138,17 @@ cdef inline void inner_columns(const Geometry* g, const TapSpan* spans, Py_ssize
         lo[0] = max(lo[0], spans[s].lo)
         hi[0] = min(hi[0], spans[s].hi)
     hi[0] = max(lo[0], hi[0])
+
+
+cdef inline void window_columns(const Geometry* g, const TapSpan* spans, Py_ssize_t ow,
+                                Py_ssize_t* s_lo, Py_ssize_t* s_hi) noexcept nogil:
+    """The kernel columns ``s_lo[0] .. s_hi[0]`` of output ``ow`` inside the input.
+
+    They are consecutive, as the input column grows with s; none gives ``0 .. 0``.
+    """
+    cdef Py_ssize_t s
+    s_lo[0], s_hi[0] = 0, 0
+    for s in range(g.S - 1, -1, -1):
+        if spans[s].lo <= ow < spans[s].hi:
+            s_lo[0] = s
+            s_hi[0] = max(s_hi[0], s + 1)

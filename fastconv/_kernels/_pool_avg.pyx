@@ -29,6 +29,7 @@ from fastconv._kernels._geometry cimport (
     first_inside,
     inner_columns,
     rows_join,
+    window_columns,
     window_first_row,
     window_rows,
 )
@@ -104,15 +105,11 @@ cdef void edge_sums(const floating* plane, const Geometry* g, const TapSpan* spa
     """The first pass of output ``ow``, whose window crosses the left or right edge.
 
     ``sums[i * OW + ow]`` = the sum of the window's in-bounds columns of input row
-    ``ih_lo + i * dilation_h``, from 0, in kernel-column order. Those columns are
-    consecutive, ``s_lo .. s_hi``, and the same in every row.
+    ``ih_lo + i * dilation_h``, from 0, in kernel-column order.
     """
-    cdef Py_ssize_t s, s_lo = 0, s_hi = 0, i, t, base
+    cdef Py_ssize_t s_lo, s_hi, i, t, base
     cdef double total
-    for s in range(g.S - 1, -1, -1):
-        if spans[s].lo <= ow < spans[s].hi:
-            s_lo = s
-            s_hi = max(s_hi, s + 1)
+    window_columns(g, spans, ow, &s_lo, &s_hi)
     base = ih_lo * g.W + ow * g.stride_w + spans[s_lo].offset
     for i in range(rows):
         total = 0

@@ -47,6 +47,7 @@ from fastconv._kernels._geometry cimport (
     first_inside,
     inner_columns,
     rows_join,
+    window_columns,
     window_first_row,
     window_rows,
 )
@@ -211,13 +212,12 @@ cdef inline void window_max(const floating* plane, const Geometry* g, const TapS
 
     Its in-bounds taps in row-major order, the position into ``code[0]`` unless NULL.
     """
-    cdef Py_ssize_t r, s, position
+    cdef Py_ssize_t r, s, s_lo, s_hi, position
     cdef bint first = True
     cdef floating value
+    window_columns(g, spans, ow, &s_lo, &s_hi)
     for r in range(rows):
-        for s in range(g.S):
-            if ow < spans[s].lo or ow >= spans[s].hi:
-                continue
+        for s in range(s_lo, s_hi):
             position = (ih0 + r * g.dilation_h) * g.W + ow * g.stride_w + spans[s].offset
             value = plane[position]
             if first or value > best[0] or value != value:
