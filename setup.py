@@ -154,9 +154,13 @@ def instruction_set_source(kernel, isa):
 
 def kernel_extensions():
     """One baseline module per kernel source file, plus the ISA builds on x86-64."""
+    # Every module depends on every C header: build_ext then recompiles after a header
+    # edit, which cythonize, tracking only .pyx and .pxd files, would not ask for.
+    headers = [str(header) for header in sorted(KERNELS.glob("*.h"))]
+
     def extension(name, source):
         return Extension(f"fastconv._kernels.{name}", [str(source)],
-                         include_dirs=[str(KERNELS)])
+                         include_dirs=[str(KERNELS)], depends=headers)
 
     extensions = [extension(pyx.stem, pyx) for pyx in sorted(KERNELS.glob("*.pyx"))]
     if targets_x86_64():
