@@ -4,6 +4,7 @@ Both run in this process with the same thread count, interleaved, and the median
 compared: R = torch time / fastconv time (R > 1: fastconv is faster).
 
     python benchmarks/bench_conv.py [--threads 1 2] [--cases C2 C5] [--scaling C2 C5 C9]
+                                    [--peak 234]
 """
 
 import argparse
@@ -15,7 +16,8 @@ from _timing import interleaved_medians, machine_summary, repeats_for
 
 import fastconv
 
-PEAK_GFLOPS = 234.0  # two cores at about 117 GFLOP/s FP32 each (ARCHITECTURE.md)
+# Two AMD Zen 4 cores at about 117 GFLOP/s FP32 each; --peak sets another machine's.
+PEAK_GFLOPS = 234.0
 
 # name: (N, C, H=W, K, R=S, stride, padding, groups)
 CASES = {
@@ -77,11 +79,14 @@ def main():
     parser.add_argument("--scaling", nargs="*", default=["C2", "C5", "C9"],
                         help="cases whose 1 -> 2 thread speed-up is measured")
     parser.add_argument("--algorithm", default="auto", choices=["auto", "direct", "im2col"])
+    parser.add_argument("--peak", type=float, default=PEAK_GFLOPS,
+                        help="the machine's peak FP32 GFLOP/s that '%% peak' refers to")
     args = parser.parse_args()
 
     print(f"machine: {machine_summary()}")
     print(f"fastconv {fastconv.__version__} (algorithm={args.algorithm}), "
-          f"torch {torch.__version__}, float32, medians of interleaved runs")
+          f"torch {torch.__version__}, float32, medians of interleaved runs, "
+          f"% peak of {args.peak:g} GFLOP/s")
     print(f"{'case':5} {'op':16} {'thr':>3} {'fastconv ms':>11} {'torch ms':>9} "
           f"{'GFLOP/s':>8} {'% peak':>7} {'R':>6}")
     ratios = {}
@@ -97,7 +102,7 @@ def main():
                 ratio = t_theirs / t_ours
                 ratios[(threads, name, op)] = (ratio, t_ours)
                 print(f"{name:5} {op:16} {threads:3d} {t_ours * 1e3:11.2f} "
-                      f"{t_theirs * 1e3:9.2f} {gflops:8.1f} {100 * gflops / PEAK_GFLOPS:6.1f}% "
+                      f"{t_theirs * 1e3:9.2f} {gflops:8.1f} {100 * gflops / args.peak:6.1f}% "
                       f"{ratio:6.2f}", flush=True)
     print()
     for threads in args.threads:
