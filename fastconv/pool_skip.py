@@ -132,27 +132,38 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
     return forward(x, bias, maxima, threads)
 
 
-#: Bytes of the per-thread band buffer of the forward kernel (channels-last output
-#: rows): small enough to stay in a core's L2 cache beside the filters.
+#: Bytes of a band of channels-last rows: the forward's per-thread buffer of output
+#: rows, and the gradient rows that a band of the backward's input gradient reads;
+#: small enough to stay in a core's L2 cache beside the filters.
 BAND_BYTES = 256 * 1024
 
-#: Bytes of the filters of one chunk of input channels, whose maxima the forward
-#: kernel spreads over a band before it moves to the next chunk: half a core's L2
+#: Bytes of the filters of one chunk of input channels, whose maxima the kernels
+#: take over a band before they move to the next chunk: half a core's L2
 #: cache (on 256 channels of 14 x 14 the kernel alone ran 10-20 % faster with 1 MiB
 #: than with 256 KiB).
 CHUNK_BYTES = 1024 * 1024
 
 
+def _bands_and_chunks(maxima, itemsize):
+    """Return (band, chunk, masks) for the fused kernels.
+
+    The rows of a band, the channels of a chunk, and the workspace that marks each
+    image's maxima by channel, one 64-bit word per 64 channels and input position.
+    """
+    N, C, H, W = maxima.x_shape
+    _, R, S, K = maxima.weight_t.shape
+    band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * itemsize))
+    chunk = equal_part(C, CHUNK_BYTES // (R * S * K * itemsize))
+    masks = allocate("workspace", (N, -(-C // 64), H * W), np.uint64)
+    return band, chunk, masks
+
+
 def forward(x, bias, maxima, num_threads):
     """Run the fused forward kernel on checked operands."""
     N, C, H, W = x.shape
-    _, R, S, K = maxima.weight_t.shape
-    band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * x.itemsize))
-    chunk = equal_part(C, CHUNK_BYTES // (R * S * K * x.itemsize))
+    band, chunk, masks = _bands_and_chunks(maxima, x.itemsize)
     e_h, e_w = maxima.e
-    # Each image's maxima marked by channel, one 64-bit word per 64 channels and input
-    # position (see the kernel), and the block rows and columns of the positions.
-    masks = allocate("workspace", (N, -(-C // 64), H * W), np.uint64)
+    # The block rows and columns of the positions.
     block_row = np.arange(H, dtype=np.intp) // e_h
     block_col = np.arange(W, dtype=np.intp) // e_w
     y = allocate("output", x.shape, x.dtype)
@@ -199,10 +210,11 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
     grad_weight_t.fill(0)
+    band, chunk, masks = _bands_and_chunks(maxima, grad_y.itemsize)
     KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                               maxima.pooled, maxima.weight_t, grad_weight_t,
+                               maxima.pooled, maxima.weight_t, masks, grad_weight_t,
                                grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
-                               num_threads)
+                               chunk, band, num_threads)
     _, R, S, K = grad_weight_t.shape
     unreversed = np.ascontiguousarray(grad_weight_t[:, :, ::-1]).reshape(1, C * R * S, K)
     grad_weight = _transposed(unreversed, num_threads).reshape(K, C, R, S)

@@ -109,19 +109,37 @@ def test_pool_skip_is_bitwise_equal_for_one_and_two_threads(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
 def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
-    """Budgets shrunk to bands of 2 output rows (2+2+2+2+1) and chunks of ``chunk``
-    input channels (3+3+1; five of 26, two of them across the 64-channel words of
-    the maxima's masks): every band meets maxima of its neighbours' rows, and each
-    chunk's maxima add to what the previous chunks left."""
+    """Budgets shrunk to bands of 2 rows (2+2+2+2+1) and chunks of ``chunk`` input
+    channels (3+3+1; five of 26, two of them across the 64-channel words of the
+    maxima's masks): every band meets maxima of its neighbours' rows, and each
+    chunk's maxima add to what the previous chunks left, in the forward pass and in
+    the backward's input gradient. With 130 channels more maxima than one group of
+    the kernels' sweeps share a position."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
+    gy = rng.standard_normal(x.shape).astype(dtype)
     itemsize = np.dtype(dtype).itemsize
     monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
     monkeypatch.setattr(module, "CHUNK_BYTES", chunk * 9 * C * itemsize)
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)
+        # The input gradient: gy, plus at each maximum the convolution's input gradient
+        # with respect to the unpooled map there (float64 references).
+        pooled, indices = fastconv.max_pool2d(x.astype(np.float64), e, return_indices=True)
+        unpooled = fastconv.max_unpool2d(pooled, indices, e, output_size=(H, W))
+        grad_unpooled, ref_w, ref_b = conv2d_backward_reference(gy, unpooled, weight,
+                                                                padding=1)
+        flat_indices = indices.reshape(N, C, -1)
+        ref_x = gy.astype(np.float64).reshape(N, C, H * W)
+        at_maxima = np.take_along_axis(grad_unpooled.reshape(N, C, H * W), flat_indices, 2)
+        np.put_along_axis(ref_x, flat_indices,
+                          np.take_along_axis(ref_x, flat_indices, 2) + at_maxima, 2)
+        grad_x, grad_w, grad_b = fastconv.pool_skip_backward(gy, x, weight, e)
+        assert_close(grad_x, ref_x.reshape(x.shape), dtype)
+        assert_close(grad_w, ref_w, dtype)
+        assert_close(grad_b, ref_b, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

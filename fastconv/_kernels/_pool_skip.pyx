@@ -31,21 +31,23 @@ cdef extern from "bits.h" nogil:
 
 
 cdef extern from "simd_dot.h" nogil:
-    float fastconv_dot_rows_f32(const float* a, Py_ssize_t a_pitch, const float* b,
-                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n)
-    double fastconv_dot_rows_f64(const double* a, Py_ssize_t a_pitch, const double* b,
-                                 Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n)
+    void fastconv_dot_group_f32(const float* const* a, Py_ssize_t a_pitch, const float* b,
+                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
+                                float* out)
+    void fastconv_dot_group_f64(const double* const* a, Py_ssize_t a_pitch, const double* b,
+                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
+                                double* out)
 
 
-cdef inline floating dot_rows(const floating* a, Py_ssize_t a_pitch, const floating* b,
-                              Py_ssize_t b_pitch, Py_ssize_t rows,
-                              Py_ssize_t n) noexcept nogil:
-    """``sum(a[t * a_pitch + k] * b[t * b_pitch + k])`` over t < rows, k < n, summed
-    in vector lanes (see simd_dot.h)."""
+cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const floating* b,
+                           Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
+                           floating* out) noexcept nogil:
+    """``out[i] = sum(a[i][t * a_pitch + k] * b[t * b_pitch + k])`` over t < rows,
+    k < n, for i < count (1 to GROUP), summed in vector lanes (see simd_dot.h)."""
     if floating is float:
-        return fastconv_dot_rows_f32(a, a_pitch, b, b_pitch, rows, n)
+        fastconv_dot_group_f32(a, a_pitch, b, b_pitch, rows, n, count, out)
     else:
-        return fastconv_dot_rows_f64(a, a_pitch, b, b_pitch, rows, n)
+        fastconv_dot_group_f64(a, a_pitch, b, b_pitch, rows, n, count, out)
 
 
 cdef inline Py_ssize_t row_of_maximum(int64_t q, Py_ssize_t ph, Py_ssize_t e_h,
@@ -196,22 +198,83 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         raise MemoryError("pool_skip: no memory for a band buffer")
 
 
-cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad_image,
-                            const int64_t* positions, const floating* values,
-                            const floating* weight_c, const floating** rows,
-                            floating* scales, Py_ssize_t* counts, Py_ssize_t OH,
-                            Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
-                            Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
-    """Both gradients through one input channel's maxima, in one pass over them.
+cdef void add_dot_products(floating* grad_x, Py_ssize_t plane, Py_ssize_t q,
+                           const Py_ssize_t* channels, const floating* const* rows,
+                           int count, const floating* g, Py_ssize_t g_pitch,
+                           Py_ssize_t taps, Py_ssize_t n, Py_ssize_t span) noexcept nogil:
+    """``grad_x[c, q] +=`` the dot product of channel c's filter rows ``rows[i]`` with
+    the gradient rows from g, for the ``count`` channels ``c = channels[i]``."""
+    cdef floating sums[GROUP]
+    cdef int i
+    dot_group(rows, span, g, g_pitch, taps, n, count, sums)
+    for i in range(count):
+        grad_x[channels[i] * plane + q] += sums[i]
 
-    A maximum at q = (ih, iw) reaches through filter row r the output pixels
-    (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose gradient
-    rows g (channels last) lie end to end. Its gradient ``grad_x[q]`` gains the dot
-    product of ``weight_c[r, s]`` with them, over the rows r whose output row exists;
-    and ``gw[r, s] += value * g``: maxima whose S columns all lie inside the image
-    queue up per filter row (``rows``, ``scales``, ``counts``: R queues of GROUP) to
-    go GROUP at a time into one sweep, while their rows are still in cache; one at an
-    edge first runs its row's queue, so every element's sum keeps the maxima's order.
+
+cdef void gather_row(floating* grad_x, const uint64_t* masks, const floating* grad_image,
+                     const floating* weight_t, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t ih,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
+                     Py_ssize_t K) noexcept nogil:
+    """Add to ``grad_x`` (C, H*W) the gradient through the maxima of input row ih in
+    channels ``c0 .. c1 - 1``.
+
+    A maximum of channel c at q = (ih, iw) reached through filter row r the output
+    pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
+    gradient rows (channels last) lie end to end: ``grad_x[c, q]`` gains the dot
+    product of those rows with ``weight_t[c, r, s]``, over the filter rows r whose
+    output row exists. Every maximum at q meets the same gradient rows, so the maxima
+    there (the bits of its mask words, in channel order) go GROUP at a time into one
+    sweep over them, which loads each gradient vector once for the group.
+    """
+    cdef const floating* rows[GROUP]
+    cdef Py_ssize_t channels[GROUP]
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, plane = H * W
+    # Filter rows r0 .. r1 reach output rows inside the image; row r's gradient lies
+    # W * K before row r - 1's.
+    cdef Py_ssize_t r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
+    cdef Py_ssize_t r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
+    cdef Py_ssize_t iw, q, s_lo, s_hi, word, c
+    cdef int count
+    cdef const floating* g
+    cdef uint64_t bits
+    for iw in range(W):
+        q = ih * W + iw
+        s_lo = pad_w - iw if iw < pad_w else 0
+        s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+        g = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
+        count = 0
+        for word in range(c0 // 64, (c1 - 1) // 64 + 1):
+            bits = masks[word * plane + q] & channel_bits(word, c0, c1)
+            while bits:
+                c = 64 * word + fastconv_lowest_bit(bits)
+                bits = bits & (bits - 1)
+                channels[count] = c
+                rows[count] = weight_t + ((c * R + r0) * S + s_lo) * K
+                count = count + 1
+                if count == GROUP:
+                    add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K,
+                                     r1 - r0, (s_hi - s_lo) * K, span)
+                    count = 0
+        if count > 0:
+            add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K, r1 - r0,
+                             (s_hi - s_lo) * K, span)
+
+
+cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
+                                  const int64_t* positions, const floating* values,
+                                  const floating** rows, floating* scales,
+                                  Py_ssize_t* counts, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                                  Py_ssize_t R, Py_ssize_t S) noexcept nogil:
+    """The weight gradient through one input channel's maxima, in order.
+
+    A maximum with value v at q = (ih, iw) reached through filter row r the output
+    pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
+    gradient rows g (channels last) lie end to end: ``gw[r, s] += v * g``. Maxima
+    whose S columns all lie inside the image queue up per filter row (``rows``,
+    ``scales``, ``counts``: R queues of GROUP) to go GROUP at a time into one sweep,
+    while their rows are still in cache; one at an edge first runs its row's queue,
+    so every element's sum keeps the maxima's order.
     """
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
     cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
@@ -226,13 +289,8 @@ cdef void channel_gradients(floating* grad_x, floating* gw, const floating* grad
             iw = q - ih * W
             s_lo = pad_w - iw if iw < pad_w else 0
             s_hi = W + pad_w - iw if W + pad_w - iw < S else S
-            # Filter rows r0 .. r1 reach output rows inside the image; row r's gradient
-            # lies W * K before row r - 1's.
             r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
             r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
-            grad_x[q] += dot_rows(weight_c + (r0 * S + s_lo) * K, span,
-                                  grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K,
-                                  -W * K, r1 - r0, (s_hi - s_lo) * K)
             for r in range(r0, r1):
                 g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
                 if s_lo == 0 and s_hi == S:
@@ -253,29 +311,54 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
+             uint64_t[:, :, ::1] masks,                # WORK (N, ceil(C / 64), H*W)
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
-             Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
-    """The weight gradient (in weight_t's layout), and the input gradient.
+             Py_ssize_t e_h, Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band,
+             int num_threads):
+    """The input gradient, and the weight gradient (in weight_t's layout).
 
-    Images run in order; within one, the work item is input channel c: its plane of
-    ``grad_x`` is grad_y's (the identity path) plus, at each maximum, the gradient
-    through the convolution, and ``grad_weight_t[c]`` gains the maxima's products with
-    the gradient rows they reach (see ``channel_gradients``). ``e_h`` and ``OW`` give
-    the pooled grid, whose block rows locate each maximum's row. One image at a time
-    keeps its gradient rows in cache for all channels.
+    The input gradient's work item is a band of input rows of one image: its rows of
+    ``grad_x`` start as grad_y's (the identity path); then, chunk after chunk of
+    ``chunk`` input channels, whose filters stay in cache, each row's maxima (marked
+    as in the forward) gain their dot products with the gradient rows they reach (see
+    ``gather_row``). Each maximum's element has one writer, and its sum runs in an
+    order fixed by the shape.
+
+    The weight gradient runs image after image; within one, the work item is input
+    channel c: ``grad_weight_t[c]`` gains the products of its maxima, in order, with
+    the gradient rows they reach (see ``channel_weight_gradient``). ``e_h`` and ``OW``
+    give the pooled grid, whose block rows locate each maximum's row. One image at a
+    time keeps its gradient rows in cache for all channels.
     """
-    cdef Py_ssize_t H = grad_t.shape[1], W = grad_t.shape[2], K = grad_t.shape[3]
+    cdef Py_ssize_t N = grad_t.shape[0], H = grad_t.shape[1], W = grad_t.shape[2]
+    cdef Py_ssize_t K = grad_t.shape[3], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t OH = indices.shape[2] // OW
-    cdef Py_ssize_t n, c
+    cdef Py_ssize_t OH = L // OW, plane = H * W
+    cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
+    cdef Py_ssize_t item, n, c, ih0, ih1, ih, q, c0, c1
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* counts = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
-        for n in range(grad_t.shape[0]):
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            mark_maxima(&indices[n, 0, 0], C, L, plane, &masks[n, 0, 0])
+        for item in prange(N * bands, schedule="static", num_threads=num_threads):
+            n = item // bands
+            ih0 = (item % bands) * band
+            ih1 = ih0 + band if ih0 + band < H else H
+            for c in range(C):
+                memcpy(&grad_x[n, c, ih0 * W], &grad_y[n, c, ih0 * W],
+                       (ih1 - ih0) * W * sizeof(floating))
+            for q in range(chunks):
+                c0 = q * chunk
+                c1 = c0 + chunk if c0 + chunk < C else C
+                for ih in range(ih0, ih1):
+                    gather_row(&grad_x[n, 0, 0], &masks[n, 0, 0], &grad_t[n, 0, 0, 0],
+                               &weight_t[0, 0, 0, 0], c0, c1, ih, H, W, R, S, K)
+        for n in range(N):
             with parallel(num_threads=num_threads):
                 # Each thread's queues of maxima per filter row.
                 rows = <const floating**> malloc(R * GROUP * sizeof(floating*))
@@ -283,14 +366,12 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                 counts = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
                 if rows == NULL or scales == NULL or counts == NULL:
                     failed_flag[0] = 1
-                for c in prange(indices.shape[1], schedule="static"):
+                for c in prange(C, schedule="static"):
                     if failed_flag[0]:
                         continue
-                    memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], H * W * sizeof(floating))
-                    channel_gradients(&grad_x[n, c, 0], &grad_weight_t[c, 0, 0, 0],
-                                      &grad_t[n, 0, 0, 0], &indices[n, c, 0], &pooled[n, c, 0],
-                                      &weight_t[c, 0, 0, 0], rows, scales, counts, OH, OW,
-                                      e_h, H, W, K, R, S)
+                    channel_weight_gradient(&grad_weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
+                                            &indices[n, c, 0], &pooled[n, c, 0], rows,
+                                            scales, counts, OH, OW, e_h, H, W, K, R, S)
                 free(rows)
                 free(scales)
                 free(counts)
