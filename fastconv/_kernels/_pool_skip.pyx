@@ -10,7 +10,8 @@ S * K contiguous weights and S * K contiguous output elements (channels last): o
 long multiply-add per maximum and filter row, which vectorises. The forward sums
 those of all the maxima at one column GROUP at a time, so their output elements are
 read and written once per group; the weight gradient does the same with the maxima
-of one channel.
+of one channel. The input gradient takes the maxima at one position GROUP at a time,
+their dot products with the same gradient rows in one sweep.
 
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
