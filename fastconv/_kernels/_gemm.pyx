@@ -45,13 +45,13 @@ cdef enum:
 
 cdef void prime_buffers() noexcept nogil:
     # OpenBLAS packs its operands into a buffer of its own per calling thread, whose
-    # pages the kernel touches only as far as the largest packing so far. Its Haswell
-    # sgemm kernel (also chosen on AMD Zen) prefetches past the end of the packed
-    # block; while those pages were never touched, every such prefetch walks the page
-    # tables in vain and the kernel runs at a third of its speed (measured on a Zen 1:
-    # 11 against 35 GFLOP/s for 256 x 256 x 2304, and the same until the thread first
-    # multiplies with more than about 320 columns of C). One modest GEMM per thread
-    # and type touches those pages for good; zeros make it cheap and harmless.
+    # pages are touched only as far as the largest packing so far. Its Haswell sgemm
+    # kernel (also chosen on AMD Zen) prefetches past the end of the packed block, and
+    # until the thread first multiplied with more than about 320 columns of C it ran
+    # at a third of its speed, the time on that prefetch (measured on a Zen 1: 11
+    # against 35 GFLOP/s for 256 x 256 x 2304); presumably each prefetch into pages
+    # never touched walks the page tables in vain. One modest GEMM per thread and
+    # type, on zeros, touches those pages for good.
     global fastconv_blas_primed
     fastconv_blas_primed = 1
     cdef double* scratch = <double*> calloc(
