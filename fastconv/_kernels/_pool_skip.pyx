@@ -199,6 +199,22 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         raise MemoryError("pool_skip: no memory for a band buffer")
 
 
+cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t R, Py_ssize_t S, Py_ssize_t* r0, Py_ssize_t* r1,
+                             Py_ssize_t* s_lo, Py_ssize_t* s_hi) noexcept nogil:
+    """The taps through which a maximum at (ih, iw) reaches output pixels in the image.
+
+    Filter row r reaches output row ih + R // 2 - r and (in weight_t's reversed
+    order) column s reaches output column iw - S // 2 + s: rows ``r0 .. r1 - 1`` and
+    columns ``s_lo .. s_hi - 1`` land inside the image.
+    """
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
+    r0[0] = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
+    r1[0] = ih + pad_h + 1 if ih + pad_h + 1 < R else R
+    s_lo[0] = pad_w - iw if iw < pad_w else 0
+    s_hi[0] = W + pad_w - iw if W + pad_w - iw < S else S
+
+
 cdef void add_dot_products(floating* grad_x, Py_ssize_t plane, Py_ssize_t q,
                            const Py_ssize_t* channels, const floating* const* rows,
                            int count, const floating* g, Py_ssize_t g_pitch,
@@ -230,18 +246,14 @@ cdef void gather_row(floating* grad_x, const uint64_t* masks, const floating* gr
     cdef const floating* rows[GROUP]
     cdef Py_ssize_t channels[GROUP]
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, plane = H * W
-    # Filter rows r0 .. r1 reach output rows inside the image; row r's gradient lies
-    # W * K before row r - 1's.
-    cdef Py_ssize_t r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
-    cdef Py_ssize_t r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
-    cdef Py_ssize_t iw, q, s_lo, s_hi, word, c
+    cdef Py_ssize_t iw, q, r0, r1, s_lo, s_hi, word, c
     cdef int count
     cdef const floating* g
     cdef uint64_t bits
     for iw in range(W):
         q = ih * W + iw
-        s_lo = pad_w - iw if iw < pad_w else 0
-        s_hi = W + pad_w - iw if W + pad_w - iw < S else S
+        taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
+        # Filter row r's gradient row lies W * K before row r - 1's.
         g = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
         count = 0
         for word in range(c0 // 64, (c1 - 1) // 64 + 1):
@@ -288,10 +300,7 @@ cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
             q = positions[p]
             ih = row_of_maximum(q, ph, e_h, W)
             iw = q - ih * W
-            s_lo = pad_w - iw if iw < pad_w else 0
-            s_hi = W + pad_w - iw if W + pad_w - iw < S else S
-            r0 = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
-            r1 = ih + pad_h + 1 if ih + pad_h + 1 < R else R
+            taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
             for r in range(r0, r1):
                 g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
                 if s_lo == 0 and s_hi == S:
