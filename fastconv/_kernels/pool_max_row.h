@@ -1,20 +1,31 @@
-/* One output row of max pooling in a single pass, for windows 2 or 3 columns wide at
-   column stride 2 (2x2 stride 2, 3x3 stride 2 and their kin).
+/* One output row of max pooling, a vector of outputs at a time, for windows 2 or 3
+   columns wide at column stride 2 (2x2 stride 2, 3x3 stride 2 and their kin).
 
-   A vector holds LANES consecutive outputs. For each of the window's rows, in order,
-   two loads cover the 2 * LANES input columns the outputs' first two taps read; taking
-   their even and odd lanes gives every output's tap 0 and tap 1. Tap 2 is the odd
-   lanes of the same loads one column further on, which read nothing past it. Each tap
-   is folded into the running maximum by the rule of the two-pass kernel in
-   _pool_max.pyx (a larger or NaN value wins, ties keep the first), taps in row-major
-   window order, so the results are the same.
-   Positions are counted in integer lanes as wide as the values (32-bit codes for float,
-   64-bit for double) so that every select is one masked move.
+   For each of the window's rows, two loads cover the 2 * LANES input columns the
+   outputs' first two taps read, and a shuffle of the two takes their even columns (every
+   output's tap 0) and one their odd columns (tap 1). Tap 2 is the odd columns of the
+   same loads one column further on, which read nothing past it. Each row's taps are
+   folded into the row's maximum, then the rows' maxima down the window, each fold by
+   the rule of the two-pass kernel in _pool_max.pyx (a larger or NaN value wins, ties
+   keep the first). Along the width, then down the height, is the row-major scan, so
+   the results are the same.
+
+   The shuffles stay inside 16-byte lanes: one cheap instruction each, where a shuffle
+   across lanes costs several on cores with 128-bit units (AMD Zen 1 and 2). They leave
+   the outputs in an order that is not theirs, but the same for every tap, so the folds
+   pair them right; one permutation per vector puts the maxima and their positions in
+   order before the store.
+
+   A position is a code relative to the window of the vector's first output, in integer
+   lanes as wide as the values (32-bit for float, 64-bit for double) so that every
+   select is one masked move. Tap k of a row carries the constant k + 2 * (its output's
+   number in the vector), and a row's maximum adds the row's offset when it is folded
+   down the window.
 
    The build's widest vectors serve rows of at least their LANES outputs; narrower
-   rows take the widest vector they fill, down to 16 bytes. The deinterleaving needs
-   GCC's __builtin_shuffle; other compilers get FASTCONV_POOL_ROW_MIN_LANES 0 and the
-   caller keeps the two-pass kernel. */
+   rows take the widest vector they fill, down to 16 bytes. The shuffles need GCC's
+   __builtin_shuffle; other compilers get FASTCONV_POOL_ROW_MIN_LANES 0 and the caller
+   keeps the two-pass kernel. */
 #ifndef FASTCONV_POOL_MAX_ROW_H
 #define FASTCONV_POOL_MAX_ROW_H
 
@@ -37,47 +48,64 @@
    lie inside the plane. The last vector is moved back to end at ow_hi, so it redoes a
    few outputs of the one before, with the same result. */
 #define FASTCONV_MAX_POOL_ROW(type, lanes_type, code_type, KW, name)                       \
+    static inline void name##_fold(lanes_type* best, code_type* code, lanes_type tap,       \
+                                   code_type tap_code) {                                    \
+        code_type take = (tap > *best) | (tap != tap);                                      \
+        *best = (lanes_type) (((code_type) tap & take) | ((code_type) *best & ~take));      \
+        *code = (tap_code & take) | (*code & ~take);                                        \
+    }                                                                                       \
     static inline void name(const type* plane, ptrdiff_t start, ptrdiff_t row_step,         \
                             ptrdiff_t rows, ptrdiff_t ow_lo, ptrdiff_t ow_hi, type* y,      \
                             int64_t* argmax) {                                              \
-        enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
+        /* PER_LANE values in a 16-byte lane: the even-column shuffle takes HALF of */      \
+        /* them from each load's lane. */                                                   \
+        enum { LANES = sizeof(lanes_type) / sizeof(type), PER_LANE = 16 / sizeof(type),     \
+               HALF = PER_LANE / 2 };                                                       \
         typedef __typeof__(((code_type){0})[0]) code_scalar;                                \
-        code_type even, odd, code = {0}, position, take;                                    \
-        lanes_type best = {0}, a, b, tap;                                                   \
-        ptrdiff_t ow, r, i, offset;                                                         \
-        int k;                                                                              \
-        for (i = 0; i < LANES; i++) {                                                       \
-            even[i] = 2 * i;                                                                \
-            odd[i] = 2 * i + 1;                                                             \
+        code_type even, odd, in_order, tap_code[KW], code = {0}, row_code;                  \
+        lanes_type best = {0}, row_best, a, b;                                              \
+        const type* window_row;                                                             \
+        ptrdiff_t ow, r, slot, i, k;                                                        \
+        /* Constants once the loop is unrolled (a shuffle's mask must be). */               \
+        for (slot = 0; slot < LANES; slot++) {                                              \
+            ptrdiff_t lane = slot / PER_LANE, q = slot % HALF, from_b = slot % PER_LANE >= HALF; \
+            ptrdiff_t output = from_b * (LANES / 2) + lane * HALF + q;                      \
+            even[slot] = from_b * LANES + lane * PER_LANE + 2 * q;                          \
+            odd[slot] = even[slot] + 1;                                                     \
+            in_order[output] = slot;                                                        \
+            for (k = 0; k < KW; k++)                                                        \
+                tap_code[k][slot] = k + 2 * output;                                         \
         }                                                                                   \
         for (ow = ow_lo; ow < ow_hi; ow += LANES) {                                         \
             if (ow > ow_hi - LANES)                                                         \
                 ow = ow_hi - LANES;                                                         \
             for (r = 0; r < rows; r++) {                                                    \
-                offset = start + r * row_step + 2 * ow;                                     \
-                for (k = 0; k < KW; k++) {                                                  \
-                    /* Taps 0 and 1 from offset, tap 2 from offset + 1. */                  \
-                    memcpy(&a, plane + offset + k / 2, sizeof a);                           \
-                    memcpy(&b, plane + offset + k / 2 + LANES, sizeof b);                   \
-                    tap = __builtin_shuffle(a, b, k == 0 ? even : odd);                     \
-                    position = even + (code_scalar) (offset + k);                           \
-                    if (r == 0 && k == 0) {                                                 \
-                        best = tap;                                                         \
-                        code = position;                                                    \
-                        continue;                                                           \
-                    }                                                                       \
-                    take = (tap > best) | (tap != tap);                                     \
-                    best = (lanes_type) (((code_type) tap & take)                           \
-                                         | ((code_type) best & ~take));                     \
-                    code = (position & take) | (code & ~take);                              \
+                window_row = plane + start + r * row_step + 2 * ow;                         \
+                memcpy(&a, window_row, sizeof a);                                           \
+                memcpy(&b, window_row + LANES, sizeof b);                                   \
+                row_best = __builtin_shuffle(a, b, even);                                   \
+                row_code = tap_code[0];                                                     \
+                name##_fold(&row_best, &row_code, __builtin_shuffle(a, b, odd), tap_code[1]); \
+                if (KW == 3) {                                                              \
+                    memcpy(&a, window_row + 1, sizeof a);                                   \
+                    memcpy(&b, window_row + 1 + LANES, sizeof b);                           \
+                    name##_fold(&row_best, &row_code, __builtin_shuffle(a, b, odd),         \
+                                tap_code[KW - 1]);                                          \
+                }                                                                           \
+                if (r == 0) {                                                               \
+                    best = row_best;                                                        \
+                    code = row_code;                                                        \
+                } else {                                                                    \
+                    name##_fold(&best, &code, row_best,                                     \
+                                row_code + (code_scalar) (r * row_step));                   \
                 }                                                                           \
             }                                                                               \
+            best = __builtin_shuffle(best, in_order);                                       \
             memcpy(y + ow, &best, sizeof best);                                             \
             if (argmax != NULL) {                                                           \
-                /* Lane by lane: the compiler widens in registers (a vector of 64-bit */    \
-                /* lanes twice the build's width went through the stack). */                \
+                code = __builtin_shuffle(code, in_order);                                   \
                 for (i = 0; i < LANES; i++)                                                 \
-                    argmax[ow + i] = code[i];                                               \
+                    argmax[ow + i] = start + 2 * ow + code[i];                              \
             }                                                                               \
         }                                                                                   \
     }
