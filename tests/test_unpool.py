@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import DTYPES, tie_free
+from conftest import DTYPES, assert_close, tie_free
 
 import fastconv
 from fastconv.testing import max_unpool2d_reference
@@ -30,6 +30,24 @@ def test_max_unpool2d_matches_reference_and_torch(kernel, stride, padding, outpu
         torch.from_numpy(pooled), torch.from_numpy(indices), kernel, stride, padding,
         output_size)
     np.testing.assert_array_equal(y, expected.numpy())
+
+
+# Outputs over 4 MiB are built a plane at a time in a scratch and streamed out, unless
+# a plane exceeds 1 MiB (stream.h): one case of each, with overlapping windows that
+# pick one element several times.
+@pytest.mark.parametrize("dtype, shape", [
+    (np.float32, (3, 8, 240, 240)), (np.float64, (2, 8, 200, 200)),
+    (np.float64, (1, 5, 400, 400))])
+def test_scatters_of_outputs_larger_than_the_caches(dtype, shape, rng):
+    from fastconv.testing import max_pool2d_backward_reference
+
+    x = rng.integers(-2, 2, shape).astype(dtype)
+    pooled, indices = fastconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(fastconv.max_unpool2d(pooled, indices, 3, 2, 1, shape),
+                                  max_unpool2d_reference(pooled, indices, shape[2:]))
+    grad_output = rng.standard_normal(pooled.shape).astype(dtype)
+    assert_close(fastconv.max_pool2d_backward(grad_output, indices, shape),
+                 max_pool2d_backward_reference(grad_output, indices, shape), dtype)
 
 
 def test_default_and_requested_output_sizes():
