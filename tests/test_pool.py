@@ -268,6 +268,15 @@ def test_avg_pool2d_divisor_counts_padding_but_not_the_ceil_overhang():
     np.testing.assert_allclose(y[0, 0, 2, 2], 4 / 9)  # last window: ends at H + padding
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_avg_pool2d_of_negative_zeros_is_positive_zero(kernel, dtype):
+    # The window sums start from +0.0, as PyTorch's do, so a window of -0.0 averages to
+    # +0.0 (on rows wide enough for the vector first pass, too).
+    y = fastconv.avg_pool2d(np.full((1, 2, 6, 40), -0.0, dtype), kernel, 2, kernel // 2)
+    assert not np.signbit(y).any()
+
+
 @pytest.mark.parametrize(("kernel", "divisor_override", "divisor"),
                          [(3, None, 9), (7, None, 49), ((7, 11), None, 77), (3, 99, 99),
                           ((3, 1), -75, -75)])

@@ -2,16 +2,26 @@
 
 Average pooling runs in two passes over bands of output rows, like max pooling: the
 float64 sum of each window's row along the width, for every input row the band needs,
-then the sum of a window's row sums down the height, in order. LP pooling sums a
-window's terms in float64 tap by tap in row-major window order. The innermost loops
-run along the output width; the backward passes add into each input element in a
-fixed order. So results do not depend on the thread count.
+then the sum of a window's row sums down the height, in order (for windows 2 or 3
+columns wide at column stride 2, pool_avg_row.h takes the first pass, with the same
+sums). LP pooling sums a window's terms in float64 tap by tap in row-major window
+order. The innermost loops run along the output width; the backward passes add into
+each input element in a fixed order. So results do not depend on the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, fabs, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
+
+cdef extern from "pool_avg_row.h" nogil:
+    enum:
+        FASTCONV_AVG_ROW_MIN_LANES_F32
+        FASTCONV_AVG_ROW_MIN_LANES_F64
+    void fastconv_avg_row_sums_f32(const float* x, Py_ssize_t taps, Py_ssize_t j_lo,
+                                   Py_ssize_t j_hi, double* sums)
+    void fastconv_avg_row_sums_f64(const double* x, Py_ssize_t taps, Py_ssize_t j_lo,
+                                   Py_ssize_t j_hi, double* sums)
 
 cdef extern from "prefetch.h" nogil:
     void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
@@ -100,6 +110,27 @@ cdef inline void add_strided_taps(double* acc, const summand* x, Py_ssize_t base
         add_up_to_3_taps(acc, x, base, stride, step, taps, j_lo, j_hi, first)
 
 
+cdef inline void add_window_row_taps(double* acc, const floating* x, Py_ssize_t base,
+                                     Py_ssize_t stride, Py_ssize_t step, Py_ssize_t taps,
+                                     Py_ssize_t j_lo, Py_ssize_t j_hi,
+                                     bint first) noexcept nogil:
+    """:func:`add_strided_taps` of the input, by pool_avg_row.h where it applies.
+
+    That is: 2 or 3 adjacent taps at stride 2, started from 0, for at least a vector of
+    sums. The sums are added in the same order, and the averages are the same.
+    """
+    cdef Py_ssize_t lanes = (FASTCONV_AVG_ROW_MIN_LANES_F32 if floating is float
+                             else FASTCONV_AVG_ROW_MIN_LANES_F64)
+    if (lanes > 0 and stride == 2 and step == 1 and first and taps >= 2
+            and j_hi - j_lo >= lanes):
+        if floating is float:
+            fastconv_avg_row_sums_f32(x + base, taps, j_lo, j_hi, acc)
+        else:
+            fastconv_avg_row_sums_f64(x + base, taps, j_lo, j_hi, acc)
+    else:
+        add_strided_taps(acc, x, base, stride, step, taps, j_lo, j_hi, first)
+
+
 cdef void edge_sums(const floating* plane, const Geometry* g, const TapSpan* spans,
                     Py_ssize_t ow, Py_ssize_t ih_lo, Py_ssize_t rows, double* sums) noexcept nogil:
     """The first pass of output ``ow``, whose window crosses the left or right edge.
@@ -133,16 +164,17 @@ cdef void row_sums(const floating* plane, const Geometry* g, const TapSpan* span
         if rows_join(g):
             # Keep the reads inside the plane; what the edge outputs read is redone below.
             base = ih_lo * g.W + spans[s].offset
-            add_strided_taps(sums, plane, base, g.stride_w, g.dilation_w, taps,
-                             first_inside(base, g.stride_w),
-                             min(rows * g.OW, first_beyond(base + (taps - 1) * g.dilation_w,
-                                                           g.stride_w, g.H * g.W)),
-                             s == 0)
+            add_window_row_taps(sums, plane, base, g.stride_w, g.dilation_w, taps,
+                                first_inside(base, g.stride_w),
+                                min(rows * g.OW,
+                                    first_beyond(base + (taps - 1) * g.dilation_w, g.stride_w,
+                                                 g.H * g.W)),
+                                s == 0)
             continue
         for i in range(rows):
-            add_strided_taps(sums + i * g.OW, plane,
-                             (ih_lo + i * g.dilation_h) * g.W + spans[s].offset, g.stride_w,
-                             g.dilation_w, taps, inner_lo, inner_hi, s == 0)
+            add_window_row_taps(sums + i * g.OW, plane,
+                                (ih_lo + i * g.dilation_h) * g.W + spans[s].offset,
+                                g.stride_w, g.dilation_w, taps, inner_lo, inner_hi, s == 0)
     for ow in range(inner_lo):
         edge_sums(plane, g, spans, ow, ih_lo, rows, sums)
     for ow in range(inner_hi, g.OW):
