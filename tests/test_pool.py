@@ -104,11 +104,16 @@ def test_max_pool2d_matches_torch_bit_for_bit(case, dtype, rng):
 
 
 def check_ties_nans_and_infs_against_reference(case, dtype, rng, fraction):
-    """Max-pool few distinct values with ``fraction`` NaN and -inf each; compare exactly."""
+    """Max-pool few distinct values with ``fraction`` NaN, -inf and -0.0 each; compare exactly.
+
+    Half the NaNs have the sign bit set; -0.0 ties with 0.0.
+    """
     shape, kernel, stride, padding, dilation, ceil_mode = case
     x = rng.integers(-3, 3, shape).astype(dtype)
     x[rng.random(shape) < fraction] = np.nan
+    x[rng.random(shape) < fraction / 2] = np.copysign(np.nan, -1)
     x[rng.random(shape) < fraction] = -np.inf
+    x[rng.random(shape) < fraction] = -0.0
     y, indices = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode,
                                      return_indices=True)
     y_ref, indices_ref = max_pool2d_reference(x, kernel, stride, padding, dilation, ceil_mode)

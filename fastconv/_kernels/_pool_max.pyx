@@ -58,6 +58,11 @@ cdef extern from "prefetch.h" nogil:
     void fastconv_prefetch_write(char* base, Py_ssize_t size, Py_ssize_t offset,
                                  Py_ssize_t bytes)
 
+cdef extern from "max_key.h" nogil:
+    const int64_t FASTCONV_MAX_KEY_NAN
+    int64_t fastconv_max_key_f32(float value)
+    int64_t fastconv_max_key_f64(double value)
+
 cdef extern from "pool_max_row.h" nogil:
     enum:
         FASTCONV_POOL_ROW_MIN_LANES_F32
@@ -205,26 +210,40 @@ cdef inline void fold_up_to_3_rows(const floating* row_best, const code_t* row_c
         fold_rows(row_best, row_code, pitch, 1, n, first, best, code)
 
 
+cdef inline int64_t max_key(floating value) noexcept nogil:
+    """The integer key of ``value`` (see max_key.h)."""
+    if floating is float:
+        return fastconv_max_key_f32(value)
+    else:
+        return fastconv_max_key_f64(value)
+
+
 cdef inline void window_max(const floating* plane, const Geometry* g, const TapSpan* spans,
                             Py_ssize_t ih0, Py_ssize_t rows, Py_ssize_t ow, floating* best,
                             code_t* code) noexcept nogil:
     """Output ``ow`` alone, over window rows ``ih0 + r * dilation_h``, ``r < rows``.
 
     Its in-bounds taps in row-major order, the position into ``code[0]`` unless NULL.
+    The taps are compared by their keys (max_key.h) and selected with a mask, without
+    a branch on the data.
     """
-    cdef Py_ssize_t r, s, s_lo, s_hi, position
-    cdef bint first = True
-    cdef floating value
+    cdef Py_ssize_t r, s, s_lo, s_hi, position, found
+    cdef int64_t best_key, key, take
     window_columns(g, spans, ow, &s_lo, &s_hi)
+    # Start from the first tap (folding it into itself then changes nothing).
+    found = ih0 * g.W + ow * g.stride_w + spans[s_lo].offset
+    best_key = max_key(plane[found])
+    best_key = best_key - (best_key == FASTCONV_MAX_KEY_NAN)
     for r in range(rows):
         for s in range(s_lo, s_hi):
             position = (ih0 + r * g.dilation_h) * g.W + ow * g.stride_w + spans[s].offset
-            value = plane[position]
-            if first or value > best[0] or value != value:
-                best[0] = value
-                if code != NULL:
-                    code[0] = <code_t> position
-            first = False
+            key = max_key(plane[position])
+            take = -<int64_t> (key > best_key)
+            found = found ^ ((found ^ position) & take)
+            best_key = best_key ^ ((best_key ^ (key - (key == FASTCONV_MAX_KEY_NAN))) & take)
+    best[0] = plane[found]
+    if code != NULL:
+        code[0] = <code_t> found
 
 
 cdef void along_width(const floating* plane, const Geometry* g, const TapSpan* spans,
