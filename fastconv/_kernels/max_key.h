@@ -4,10 +4,10 @@
    A later tap wins when it is larger, or NaN; ties keep the first. Compared as floats,
    the taps' selects made GCC branch on the data, and a branch is mispredicted about as
    often as a later tap wins. Compared as these keys, with a mask, they stay integer
-   selects; the one branch left is taken by NaNs only. The key of a value is its magnitude's bits, negated for a
-   negative value (so both zeros get 0, which are equal), and FASTCONV_MAX_KEY_NAN for
-   any NaN, above every number. The caller stores the key of a NaN it keeps one lower,
-   so that a later NaN still wins. */
+   selects; the one branch left is taken by NaNs only. The key of a value is its
+   magnitude's bits, negated for a negative value (so both zeros get 0, which are
+   equal), and FASTCONV_MAX_KEY_NAN for any NaN, above every number. The caller stores
+   the key of a NaN it keeps one lower, so that a later NaN still wins. */
 #ifndef FASTCONV_MAX_KEY_H
 #define FASTCONV_MAX_KEY_H
 
