@@ -2,16 +2,17 @@
    (2x2 stride 2, 3x3 stride 2 and their kin): each window row's sum in float64.
 
    Sum j is x[2j] + x[2j + 1] (+ x[2j + 2]), added in that order as the generic sweep
-   of _pool_avg.pyx adds them. The sweep starts from 0, this from the first tap: the two
-   differ only in the sign of a zero sum, which the second pass, also starting from 0,
-   does not keep. So the averages are the same. A 16-byte vector of
-   sums' taps comes from two 16-byte loads: a shuffle of the two takes their even
-   values, another their odd ones, and tap 2 is the odd values of the same loads one
-   element further on, which read nothing past it. The shuffles stay inside the 16
-   bytes (one cheap instruction on every x86 core, where the compiler's own
-   vectorisation of the strided loads uses shuffles across 16-byte lanes, which cost
-   several on AMD Zen 1 and 2), and the sums come out in order. Each tap is then
-   widened to float64: a float32 vector's taps fill a 32-byte vector of sums.
+   of _pool_avg.pyx adds them. The sweep starts from 0, this from the first tap: the
+   two differ only in the sign of a zero sum, which the second pass, also starting from
+   0, does not keep. So the averages are the same.
+
+   A 16-byte vector of sums' taps comes from two 16-byte loads: a shuffle of the two
+   takes their even values, another their odd ones, and tap 2 is the odd values of the
+   same loads one element further on, which read nothing past it. The shuffles stay
+   inside the 16 bytes, one cheap instruction on every x86 core, and the sums come out
+   in order. (The compiler's own vectorisation of the strided loads uses shuffles
+   across 16-byte lanes, which cost several micro-operations on AMD Zen 1 and 2.) Each
+   tap is then widened to float64: a float32 vector's taps fill a 32-byte vector.
 
    The shuffles need GCC's __builtin_shuffle; other compilers get
    FASTCONV_AVG_ROW_MIN_LANES 0 and the caller keeps the generic sweep. */

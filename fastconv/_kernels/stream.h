@@ -9,8 +9,8 @@
    still be in the cache when the next operation reads them, and streaming evicts them.
 
    x86-64 has 16-byte streaming stores in its baseline (SSE2) and 32-byte ones with
-   AVX; other targets copy with memcpy. The fence makes the streamed bytes visible to other threads in order with
-   later stores, as plain stores are. */
+   AVX; other targets copy with memcpy. The fence makes the streamed bytes visible to
+   other threads in order with later stores, as plain stores are. */
 #ifndef FASTCONV_STREAM_H
 #define FASTCONV_STREAM_H
 
