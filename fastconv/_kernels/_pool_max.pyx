@@ -32,7 +32,7 @@ edge are taken one by one.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport INT64_MIN, int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 from fastconv._kernels._geometry cimport (
@@ -227,13 +227,10 @@ cdef inline void window_max(const floating* plane, const Geometry* g, const TapS
     The taps are compared by their keys (max_key.h) and selected with a mask, without
     a branch on the data.
     """
-    cdef Py_ssize_t r, s, s_lo, s_hi, position, found
-    cdef int64_t best_key, key, take
+    cdef Py_ssize_t r, s, s_lo, s_hi, position, found = 0
+    # Below every key: the first tap is taken.
+    cdef int64_t best_key = INT64_MIN, key, take
     window_columns(g, spans, ow, &s_lo, &s_hi)
-    # Start from the first tap (folding it into itself then changes nothing).
-    found = ih0 * g.W + ow * g.stride_w + spans[s_lo].offset
-    best_key = max_key(plane[found])
-    best_key = best_key - (best_key == FASTCONV_MAX_KEY_NAN)
     for r in range(rows):
         for s in range(s_lo, s_hi):
             position = (ih0 + r * g.dilation_h) * g.W + ow * g.stride_w + spans[s].offset

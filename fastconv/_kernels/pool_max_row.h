@@ -104,6 +104,8 @@
             memcpy(y + ow, &best, sizeof best);                                             \
             if (argmax != NULL) {                                                           \
                 code = __builtin_shuffle(code, in_order);                                   \
+                /* Lane by lane: the compiler widens in registers (a vector of 64-bit */    \
+                /* lanes twice the build's width went through the stack). */                \
                 for (i = 0; i < LANES; i++)                                                 \
                     argmax[ow + i] = start + 2 * ow + code[i];                              \
             }                                                                               \
