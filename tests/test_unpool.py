@@ -32,8 +32,7 @@ def test_max_unpool2d_matches_reference_and_torch(kernel, stride, padding, outpu
     np.testing.assert_array_equal(y, expected.numpy())
 
 
-# Outputs over 4 MiB are built a plane at a time in a scratch and streamed out, unless
-# a plane exceeds 1 MiB (stream.h): one case of each, with overlapping windows that
+# Outputs larger than the caches, and a plane over 1 MiB, with overlapping windows that
 # pick one element several times.
 @pytest.mark.parametrize("dtype, shape", [
     (np.float32, (3, 8, 240, 240)), (np.float64, (2, 8, 200, 200)),

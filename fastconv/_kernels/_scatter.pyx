@@ -9,16 +9,9 @@ Only ``first_invalid`` trusts nothing: the wrappers call it first, and the other
 kernels run only on indices it has proved to lie in ``[0, plane_size)``.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
 from libc.string cimport memset
-
-cdef extern from "stream.h" nogil:
-    enum:
-        FASTCONV_STREAM_ABOVE_BYTES
-        FASTCONV_STREAM_BLOCK_BYTES
-    void fastconv_stream_copy(void* destination, const void* source, size_t bytes)
 
 
 def first_invalid(const int64_t[:, ::1] indices,   # IN  (planes, M)
@@ -49,30 +42,21 @@ def scatter(const floating[:, ::1] values,   # IN  (planes, M)
     """Zero ``out[p]``, then put ``values[p, j]`` at ``indices[p, j]`` for j in order.
 
     Assigned, the last j wins (unpooling); with ``accumulate`` they add up (the
-    max-pooling gradient). Where ``out`` is larger than the caches, each plane is built
-    in a scratch and streamed out (see stream.h), unless a plane exceeds a block.
+    max-pooling gradient). Each plane is zeroed just before its scatter, so the
+    scatter finds it in the cache.
     """
     cdef Py_ssize_t p, j
-    cdef size_t plane_bytes = out.shape[1] * sizeof(floating)
-    cdef bint stream = (out.shape[0] * plane_bytes > FASTCONV_STREAM_ABOVE_BYTES
-                        and plane_bytes <= FASTCONV_STREAM_BLOCK_BYTES)
-    cdef floating* scratch = NULL
     cdef floating* plane
-    with nogil, parallel(num_threads=num_threads):
-        # Without the scratch, the planes are built in place.
-        scratch = <floating*> malloc(plane_bytes) if stream else NULL
-        for p in prange(values.shape[0], schedule="static"):
-            plane = scratch if scratch != NULL else &out[p, 0]
-            memset(plane, 0, plane_bytes)
+    with nogil:
+        for p in prange(values.shape[0], schedule="static", num_threads=num_threads):
+            plane = &out[p, 0]
+            memset(plane, 0, out.shape[1] * sizeof(floating))
             if accumulate:
                 for j in range(values.shape[1]):
                     plane[indices[p, j]] += values[p, j]
             else:
                 for j in range(values.shape[1]):
                     plane[indices[p, j]] = values[p, j]
-            if scratch != NULL:
-                fastconv_stream_copy(&out[p, 0], scratch, plane_bytes)
-        free(scratch)
 
 
 def gather(const floating[:, ::1] source,    # IN  (planes, plane_size)
