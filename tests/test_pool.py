@@ -256,6 +256,18 @@ def test_avg_pool2d_matches_reference(case, dtype, rng):
     assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
 
 
+# The first pass of average pooling sums the window rows in the same vectors of 2 to 16
+# outputs.
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool2d_vector_rows_of_every_width(dtype, rng):
+    for shape, kernel, stride, padding, _, ceil_mode in VECTOR_ROW_CASES:
+        x = rng.standard_normal(shape).astype(dtype)
+        for count_include_pad in (True, False):
+            params = (kernel, stride, padding, ceil_mode, count_include_pad)
+            assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params),
+                         dtype)
+
+
 @pytest.mark.parametrize("case", avg_cases())
 def test_avg_pool2d_matches_torch(case, rng):
     torch = torch_or_skip()

@@ -14,6 +14,10 @@
    across 16-byte lanes, which cost several micro-operations on AMD Zen 1 and 2.) Each
    tap is then widened to float64: a float32 vector's taps fill a 32-byte vector.
 
+   Builds with AVX-512 take 64-byte vectors where the sums fill one: there each of the
+   shuffles, across the whole vector, is one instruction (vpermt2ps or vpermt2pd), on
+   every core that has AVX-512.
+
    The shuffles need GCC's __builtin_shuffle; other compilers get
    FASTCONV_AVG_ROW_MIN_LANES 0 and the caller keeps the generic sweep. */
 #ifndef FASTCONV_POOL_AVG_ROW_H
@@ -25,27 +29,25 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 
-/* The fewest sums a call must ask for: one vector's. */
+/* The fewest sums a call must ask for: one 16-byte vector's. */
 #define FASTCONV_AVG_ROW_MIN_LANES_F32 4
 #define FASTCONV_AVG_ROW_MIN_LANES_F64 2
 
 /* Sets sums[j] for j_lo <= j < j_hi (at least LANES of them) from ``taps`` (2 or 3)
    values x[2j + t]. The last vector is moved back to end at j_hi, so it redoes a few
    sums of the one before, with the same result. */
-#define FASTCONV_AVG_ROW_SUMS(type, lanes_type, index_type, sum_type, suffix)                \
+#define FASTCONV_AVG_ROW_SUMS(type, lanes_type, index_type, sum_type, name)                  \
     /* The taps the shuffle ``mask`` takes from the loads at x, widened, into *taps */       \
     /* (by pointer: a vector wider than the build's would change the calling */              \
     /* convention). */                                                                       \
-    static inline void fastconv_avg_row_taps_##suffix(sum_type* taps, const type* x,         \
-                                                      index_type mask) {                     \
+    static inline void name##_taps(sum_type* taps, const type* x, index_type mask) {         \
         lanes_type a, b;                                                                     \
         memcpy(&a, x, sizeof a);                                                             \
         memcpy(&b, x + sizeof a / sizeof(type), sizeof b);                                   \
         *taps = __builtin_convertvector(__builtin_shuffle(a, b, mask), sum_type);            \
     }                                                                                        \
-    static inline void fastconv_avg_row_sums_##suffix(const type* x, ptrdiff_t taps,         \
-                                                      ptrdiff_t j_lo, ptrdiff_t j_hi,        \
-                                                      double* sums) {                        \
+    static inline void name(const type* x, ptrdiff_t taps, ptrdiff_t j_lo, ptrdiff_t j_hi,   \
+                            double* sums) {                                                  \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                  \
         index_type even, odd;                                                                \
         sum_type total, tap;                                                                 \
@@ -57,27 +59,53 @@
         for (j = j_lo; j < j_hi; j += LANES) {                                               \
             if (j > j_hi - LANES)                                                            \
                 j = j_hi - LANES;                                                            \
-            fastconv_avg_row_taps_##suffix(&total, x + 2 * j, even);                         \
-            fastconv_avg_row_taps_##suffix(&tap, x + 2 * j, odd);                            \
+            name##_taps(&total, x + 2 * j, even);                                            \
+            name##_taps(&tap, x + 2 * j, odd);                                               \
             total += tap;                                                                    \
             if (taps == 3) {                                                                 \
-                fastconv_avg_row_taps_##suffix(&tap, x + 2 * j + 1, odd);                    \
+                name##_taps(&tap, x + 2 * j + 1, odd);                                       \
                 total += tap;                                                                \
             }                                                                                \
             memcpy(sums + j, &total, sizeof total);                                          \
         }                                                                                    \
     }
 
-typedef float fastconv_avg_row_f32 __attribute__((vector_size(16)));
-typedef int32_t fastconv_avg_row_i32 __attribute__((vector_size(16)));
-typedef double fastconv_avg_row_sum_f32 __attribute__((vector_size(32)));
-typedef double fastconv_avg_row_f64 __attribute__((vector_size(16)));
-typedef int64_t fastconv_avg_row_i64 __attribute__((vector_size(16)));
+/* The kernels on vectors of BYTES bytes of input: a float32 vector's sums fill twice
+   as many bytes of float64. */
+#define FASTCONV_AVG_ROW_WIDTH(BYTES)                                                        \
+    typedef float fastconv_avg_row_f32_##BYTES __attribute__((vector_size(BYTES)));          \
+    typedef int32_t fastconv_avg_row_i32_##BYTES __attribute__((vector_size(BYTES)));        \
+    typedef double fastconv_avg_row_sum_f32_##BYTES __attribute__((vector_size(2 * BYTES))); \
+    typedef double fastconv_avg_row_f64_##BYTES __attribute__((vector_size(BYTES)));         \
+    typedef int64_t fastconv_avg_row_i64_##BYTES __attribute__((vector_size(BYTES)));        \
+    FASTCONV_AVG_ROW_SUMS(float, fastconv_avg_row_f32_##BYTES, fastconv_avg_row_i32_##BYTES, \
+                          fastconv_avg_row_sum_f32_##BYTES, fastconv_avg_row_sums_f32_##BYTES) \
+    FASTCONV_AVG_ROW_SUMS(double, fastconv_avg_row_f64_##BYTES,                              \
+                          fastconv_avg_row_i64_##BYTES, fastconv_avg_row_f64_##BYTES,         \
+                          fastconv_avg_row_sums_f64_##BYTES)
 
-FASTCONV_AVG_ROW_SUMS(float, fastconv_avg_row_f32, fastconv_avg_row_i32,
-                      fastconv_avg_row_sum_f32, f32)
-FASTCONV_AVG_ROW_SUMS(double, fastconv_avg_row_f64, fastconv_avg_row_i64,
-                      fastconv_avg_row_f64, f64)
+FASTCONV_AVG_ROW_WIDTH(16)
+#if defined(__AVX512F__)
+FASTCONV_AVG_ROW_WIDTH(64)
+#endif
+
+/* The entry points: 64-byte vectors where the build has them and the sums fill one,
+   else 16-byte ones. */
+#if defined(__AVX512F__)
+#define FASTCONV_AVG_ROW_IF_64(test, call) if (test) { call; return; }
+#else
+#define FASTCONV_AVG_ROW_IF_64(test, call)
+#endif
+#define FASTCONV_AVG_ROW_ENTRY(type, suffix)                                                 \
+    static inline void fastconv_avg_row_sums_##suffix(const type* x, ptrdiff_t taps,         \
+                                                      ptrdiff_t j_lo, ptrdiff_t j_hi,        \
+                                                      double* sums) {                        \
+        FASTCONV_AVG_ROW_IF_64(j_hi - j_lo >= 64 / (ptrdiff_t) sizeof(type),                 \
+            fastconv_avg_row_sums_##suffix##_64(x, taps, j_lo, j_hi, sums))                  \
+        fastconv_avg_row_sums_##suffix##_16(x, taps, j_lo, j_hi, sums);                      \
+    }
+FASTCONV_AVG_ROW_ENTRY(float, f32)
+FASTCONV_AVG_ROW_ENTRY(double, f64)
 
 #else
 
