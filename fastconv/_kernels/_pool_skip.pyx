@@ -8,10 +8,11 @@ input channel and filter row, the S taps' rows over the output channels lie end 
 end, in the order of the output pixels they reach. A maximum at column iw thus meets
 S * K contiguous weights and S * K contiguous output elements (channels last): one
 long multiply-add per maximum and filter row, which vectorises. The forward sums
-those of all the maxima at one column GROUP at a time, so their output elements are
-read and written once per group; the weight gradient does the same with the maxima
-of one channel. The input gradient takes the maxima at one position GROUP at a time,
-their dot products with the same gradient rows in one sweep.
+those of all the maxima at one column in one sweep (see scaled_rows.h), so their
+output elements are read and written once; the weight gradient does the same with
+the maxima of one channel, QUEUE at a time. The input gradient takes the maxima at
+one position GROUP at a time, their dot products with the same gradient rows in one
+sweep.
 
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
@@ -23,8 +24,13 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from fastconv._kernels._scaled_rows cimport (
-    GROUP, add_scaled_group, queue_scaled_row, run_queue,
+    QUEUE, add_scaled_rows, queue_scaled_row, run_queue,
 )
+
+
+cdef enum:
+    # Maxima per sweep of the input gradient's dot products (simd_dot.h takes 1 to 8).
+    GROUP = 8
 
 
 cdef extern from "bits.h" nogil:
@@ -95,7 +101,8 @@ cdef inline uint64_t channel_bits(Py_ssize_t word, Py_ssize_t c0, Py_ssize_t c1)
     return bits
 
 
-cdef void spread_row(floating* acc_row, const uint64_t* masks, const floating* pooled,
+cdef void spread_row(floating* acc_row, const floating** rows, floating* scales,
+                     const uint64_t* masks, const floating* pooled,
                      const floating* weight_t, const Py_ssize_t* block_row,
                      const Py_ssize_t* block_col, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t oh,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t L, Py_ssize_t OW, Py_ssize_t R,
@@ -104,13 +111,12 @@ cdef void spread_row(floating* acc_row, const uint64_t* masks, const floating* p
 
     Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
     maxima at one column iw of those rows reach the same S pixels of the row: their
-    weight rows go GROUP at a time into one sweep over those pixels' S * K channels,
-    so the row is read and written once per GROUP maxima. The maxima at (ih, iw) are
-    the bits set in its mask words (see ``mark_maxima``), taken in channel order; each
-    one's value is its channel's maximum of the block holding (ih, iw).
+    weight rows go into one sweep over those pixels' S * K channels (``rows`` and
+    ``scales`` hold R * (c1 - c0) of them, the most there can be), so the row is read
+    and written once. The maxima at (ih, iw) are the bits set in its mask words (see
+    ``mark_maxima``), taken in channel order; each one's value is its channel's
+    maximum of the block holding (ih, iw).
     """
-    cdef const floating* rows[GROUP]
-    cdef floating scales[GROUP]
     cdef Py_ssize_t span = S * K, plane = H * W, count = 0, iw, r, ih, q, p, word, c
     cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
     cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
@@ -126,9 +132,12 @@ cdef void spread_row(floating* acc_row, const uint64_t* masks, const floating* p
                 while bits:
                     c = 64 * word + fastconv_lowest_bit(bits)
                     bits = bits & (bits - 1)
-                    queue_scaled_row(acc_row + iw * K, rows, scales, &count,
-                                     weight_t + (c * R + r) * span, pooled[c * L + p], span)
-        run_queue(acc_row + iw * K, rows, scales, &count, span)
+                    rows[count] = weight_t + (c * R + r) * span
+                    scales[count] = pooled[c * L + p]
+                    count = count + 1
+        if count:
+            add_scaled_rows(acc_row + iw * K, rows, scales, count, span)
+            count = 0
 
 
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
@@ -163,6 +172,8 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef floating b
     cdef void* raw = NULL
     cdef floating* acc = NULL
+    cdef const floating** rows = NULL
+    cdef floating* scales = NULL
     cdef const floating* a
     cdef int failed = 0
     cdef int* failed_flag = &failed
@@ -172,7 +183,10 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
         with parallel(num_threads=num_threads):
             raw = malloc(band * row_len * sizeof(floating) + 64)
             acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
-            if raw == NULL:
+            # The weight rows and values of the maxima that reach one pixel.
+            rows = <const floating**> malloc(R * chunk * sizeof(floating*))
+            scales = <floating*> malloc(R * chunk * sizeof(floating))
+            if raw == NULL or rows == NULL or scales == NULL:
                 failed_flag[0] = 1
             for item in prange(N * bands, schedule="static"):
                 if failed_flag[0]:
@@ -185,9 +199,9 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                     c0 = q * chunk
                     c1 = c0 + chunk if c0 + chunk < C else C
                     for oh in range(oh0, oh1):
-                        spread_row(acc + (oh - oh0) * row_len, &masks[n, 0, 0], &pooled[n, 0, 0],
-                                   &weight_t[0, 0, 0, 0], &block_row[0], &block_col[0], c0,
-                                   c1, oh, H, W, L, OW, R, S, K)
+                        spread_row(acc + (oh - oh0) * row_len, rows, scales, &masks[n, 0, 0],
+                                   &pooled[n, 0, 0], &weight_t[0, 0, 0, 0], &block_row[0],
+                                   &block_col[0], c0, c1, oh, H, W, L, OW, R, S, K)
                 for oh in range(oh0, oh1):
                     a = acc + (oh - oh0) * row_len + pad_w * K
                     for k in range(K):
@@ -195,6 +209,8 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                         for ow in range(W):
                             y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + (a[ow * K + k] + b)
             free(raw)
+            free(rows)
+            free(scales)
     if failed:
         raise MemoryError("pool_skip: no memory for a band buffer")
 
@@ -285,7 +301,7 @@ cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
     pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
     gradient rows g (channels last) lie end to end: ``gw[r, s] += v * g``. Maxima
     whose S columns all lie inside the image queue up per filter row (``rows``,
-    ``scales``, ``counts``: R queues of GROUP) to go GROUP at a time into one sweep,
+    ``scales``, ``counts``: R queues of QUEUE) to go QUEUE at a time into one sweep,
     while their rows are still in cache; one at an edge first runs its row's queue,
     so every element's sum keeps the maxima's order.
     """
@@ -304,16 +320,16 @@ cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
             for r in range(r0, r1):
                 g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
                 if s_lo == 0 and s_hi == S:
-                    queue_scaled_row(gw + r * span, rows + r * GROUP, scales + r * GROUP,
+                    queue_scaled_row(gw + r * span, rows + r * QUEUE, scales + r * QUEUE,
                                      counts + r, g, values[p], span)
                     continue
-                run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r,
+                run_queue(gw + r * span, rows + r * QUEUE, scales + r * QUEUE, counts + r,
                           span)
                 edge_row = g + s_lo * K
-                add_scaled_group(gw + r * span + s_lo * K, &edge_row, &values[p], 1,
-                                 (s_hi - s_lo) * K)
+                add_scaled_rows(gw + r * span + s_lo * K, &edge_row, &values[p], 1,
+                                (s_hi - s_lo) * K)
     for r in range(R):
-        run_queue(gw + r * span, rows + r * GROUP, scales + r * GROUP, counts + r, span)
+        run_queue(gw + r * span, rows + r * QUEUE, scales + r * QUEUE, counts + r, span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
@@ -371,8 +387,8 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
         for n in range(N):
             with parallel(num_threads=num_threads):
                 # Each thread's queues of maxima per filter row.
-                rows = <const floating**> malloc(R * GROUP * sizeof(floating*))
-                scales = <floating*> malloc(R * GROUP * sizeof(floating))
+                rows = <const floating**> malloc(R * QUEUE * sizeof(floating*))
+                scales = <floating*> malloc(R * QUEUE * sizeof(floating))
                 counts = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
                 if rows == NULL or scales == NULL or counts == NULL:
                     failed_flag[0] = 1
