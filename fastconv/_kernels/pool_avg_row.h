@@ -78,10 +78,11 @@
     typedef double fastconv_avg_row_sum_f32_##BYTES __attribute__((vector_size(2 * BYTES))); \
     typedef double fastconv_avg_row_f64_##BYTES __attribute__((vector_size(BYTES)));         \
     typedef int64_t fastconv_avg_row_i64_##BYTES __attribute__((vector_size(BYTES)));        \
-    FASTCONV_AVG_ROW_SUMS(float, fastconv_avg_row_f32_##BYTES, fastconv_avg_row_i32_##BYTES, \
-                          fastconv_avg_row_sum_f32_##BYTES, fastconv_avg_row_sums_f32_##BYTES) \
+    FASTCONV_AVG_ROW_SUMS(float, fastconv_avg_row_f32_##BYTES,                               \
+                          fastconv_avg_row_i32_##BYTES, fastconv_avg_row_sum_f32_##BYTES,    \
+                          fastconv_avg_row_sums_f32_##BYTES)                                 \
     FASTCONV_AVG_ROW_SUMS(double, fastconv_avg_row_f64_##BYTES,                              \
-                          fastconv_avg_row_i64_##BYTES, fastconv_avg_row_f64_##BYTES,         \
+                          fastconv_avg_row_i64_##BYTES, fastconv_avg_row_f64_##BYTES,        \
                           fastconv_avg_row_sums_f64_##BYTES)
 
 FASTCONV_AVG_ROW_WIDTH(16)
