@@ -15,21 +15,18 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "vector_bytes.h"
+
 /* Two tiles. The wide one: with AVX-512's 32 registers, 8 channels x 3 vectors of sums
    leave room for the input vectors (3 measured ~5% faster than 2 on C10 and C1 of
    benchmarks/bench_conv.py); narrower builds have 16 registers, for 6 x 2. The narrow
    one, for layers whose output channels per group fill less than half a wide tile
    (depthwise): 1 channel x 8 vectors, each tap's input loads serving one channel only. */
+#define FASTCONV_TILE_BYTES FASTCONV_VECTOR_BYTES
 #if defined(__AVX512F__)
-#define FASTCONV_TILE_BYTES 64
 #define FASTCONV_WIDE_TILE_CHANNELS 8
 #define FASTCONV_WIDE_TILE_VECTORS 3
-#elif defined(__AVX__)
-#define FASTCONV_TILE_BYTES 32
-#define FASTCONV_WIDE_TILE_CHANNELS 6
-#define FASTCONV_WIDE_TILE_VECTORS 2
 #else
-#define FASTCONV_TILE_BYTES 16
 #define FASTCONV_WIDE_TILE_CHANNELS 6
 #define FASTCONV_WIDE_TILE_VECTORS 2
 #endif

@@ -6,26 +6,20 @@
    the 8 vectors' sums are independent chains of multiply-adds that hide their
    latency. Each element still gains its rows one by one in the order t: the sums are
    the same as a plain loop's, on every build and tile size. GCC and clang map the
-   vectors onto the build's registers (64 bytes with AVX-512, 32 with AVX, 16
-   otherwise); other compilers get the plain loop. */
+   vectors onto the build's registers (vector_bytes.h); other compilers get the plain
+   loop. */
 #ifndef FASTCONV_SCALED_ROWS_H
 #define FASTCONV_SCALED_ROWS_H
 
 #include <stddef.h>
 #include <string.h>
 
+#include "vector_bytes.h"
+
 #if defined(__GNUC__) || defined(__clang__)
 
-#if defined(__AVX512F__)
-#define FASTCONV_SCALED_ROWS_BYTES 64
-#elif defined(__AVX__)
-#define FASTCONV_SCALED_ROWS_BYTES 32
-#else
-#define FASTCONV_SCALED_ROWS_BYTES 16
-#endif
-
-typedef float fastconv_scaled_f32 __attribute__((vector_size(FASTCONV_SCALED_ROWS_BYTES)));
-typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_SCALED_ROWS_BYTES)));
+typedef float fastconv_scaled_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
+typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 
 /* name##_tile: ``vectors`` vectors of acc from element k, through all the rows; called
    with a constant ``vectors``, its loops over them unroll and the sums stay in
