@@ -16,6 +16,23 @@
 
 #include "vector_bytes.h"
 
+/* The plain loop over elements k_lo .. n - 1: the vector kernel's tail, and the whole
+   row for other compilers. */
+#define FASTCONV_ADD_SCALED_ROWS_PLAIN(type)                                                \
+    static inline void fastconv_add_scaled_rows_plain_##type(                               \
+            type* acc, const type* const* rows, const type* scales, ptrdiff_t count,        \
+            ptrdiff_t k_lo, ptrdiff_t n) {                                                  \
+        ptrdiff_t k, t;                                                                     \
+        for (k = k_lo; k < n; k++) {                                                        \
+            type total = acc[k];                                                            \
+            for (t = 0; t < count; t++)                                                     \
+                total += scales[t] * rows[t][k];                                            \
+            acc[k] = total;                                                                 \
+        }                                                                                   \
+    }
+FASTCONV_ADD_SCALED_ROWS_PLAIN(float)
+FASTCONV_ADD_SCALED_ROWS_PLAIN(double)
+
 #if defined(__GNUC__) || defined(__clang__)
 
 typedef float fastconv_scaled_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
@@ -48,7 +65,7 @@ typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BY
     static inline void name(type* acc, const type* const* rows, const type* scales,         \
                             ptrdiff_t count, ptrdiff_t n) {                                 \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
-        ptrdiff_t k = 0, t;                                                                 \
+        ptrdiff_t k = 0;                                                                    \
         for (; k + 8 * LANES <= n; k += 8 * LANES)                                          \
             name##_tile(acc, rows, scales, count, k, 8);                                    \
         if (k + 4 * LANES <= n) {                                                           \
@@ -57,12 +74,7 @@ typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BY
         }                                                                                   \
         for (; k + LANES <= n; k += LANES)                                                  \
             name##_tile(acc, rows, scales, count, k, 1);                                    \
-        for (; k < n; k++) {                                                                \
-            type total = acc[k];                                                            \
-            for (t = 0; t < count; t++)                                                     \
-                total += scales[t] * rows[t][k];                                            \
-            acc[k] = total;                                                                 \
-        }                                                                                   \
+        fastconv_add_scaled_rows_plain_##type(acc, rows, scales, count, k, n);              \
     }
 
 FASTCONV_ADD_SCALED_ROWS(float, fastconv_scaled_f32, fastconv_add_scaled_rows_f32)
@@ -73,13 +85,7 @@ FASTCONV_ADD_SCALED_ROWS(double, fastconv_scaled_f64, fastconv_add_scaled_rows_f
 #define FASTCONV_ADD_SCALED_ROWS(type, name)                                                \
     static inline void name(type* acc, const type* const* rows, const type* scales,         \
                             ptrdiff_t count, ptrdiff_t n) {                                 \
-        ptrdiff_t k, t;                                                                     \
-        for (k = 0; k < n; k++) {                                                           \
-            type total = acc[k];                                                            \
-            for (t = 0; t < count; t++)                                                     \
-                total += scales[t] * rows[t][k];                                            \
-            acc[k] = total;                                                                 \
-        }                                                                                   \
+        fastconv_add_scaled_rows_plain_##type(acc, rows, scales, count, 0, n);              \
     }
 
 FASTCONV_ADD_SCALED_ROWS(float, fastconv_add_scaled_rows_f32)
