@@ -145,32 +145,35 @@ CHUNK_BYTES = 1024 * 1024
 
 
 def _bands_and_chunks(maxima, itemsize):
-    """Return (band, chunk, masks) for the fused kernels.
+    """Return (band, chunk, lists) for the fused kernels.
 
-    The rows of a band, the channels of a chunk, and the workspace that marks each
-    image's maxima by channel, one 64-bit word per 64 channels and input position.
+    The rows of a band, the channels of a chunk, and the arguments that list each
+    image's maxima by chunk and position (see ``list_maxima`` in the kernels): the
+    block row and column of each position, and the workspace of the lists' bounds and
+    channels.
     """
     N, C, H, W = maxima.x_shape
+    L = maxima.indices.shape[2]
     _, R, S, K = maxima.weight_t.shape
     band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * itemsize))
     chunk = equal_part(C, CHUNK_BYTES // (R * S * K * itemsize))
-    masks = allocate("workspace", (N, -(-C // 64), H * W), np.uint64)
-    return band, chunk, masks
+    e_h, e_w = maxima.e
+    block_row = np.arange(H, dtype=np.intp) // e_h
+    block_col = np.arange(W, dtype=np.intp) // e_w
+    bounds = allocate("workspace", (N, -(-C // chunk) * H * W + 1), np.intp)
+    channels = allocate("workspace", (N, C * L), np.int32)
+    return band, chunk, (block_row, block_col, bounds, channels)
 
 
 def forward(x, bias, maxima, num_threads):
     """Run the fused forward kernel on checked operands."""
     N, C, H, W = x.shape
-    band, chunk, masks = _bands_and_chunks(maxima, x.itemsize)
-    e_h, e_w = maxima.e
-    # The block rows and columns of the positions.
-    block_row = np.arange(H, dtype=np.intp) // e_h
-    block_col = np.arange(W, dtype=np.intp) // e_w
+    band, chunk, lists = _bands_and_chunks(maxima, x.itemsize)
+    values = allocate("workspace", lists[-1].shape, x.dtype)
     y = allocate("output", x.shape, x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
-                              maxima.weight_t, bias, block_row, block_col, masks,
-                              y.reshape(N, C, H * W), maxima.pooled_w, chunk, band,
-                              num_threads)
+                              maxima.weight_t, bias, *lists, values, y.reshape(N, C, H * W),
+                              maxima.pooled_w, chunk, band, num_threads)
     return y
 
 
@@ -210,9 +213,9 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
     grad_weight_t.fill(0)
-    band, chunk, masks = _bands_and_chunks(maxima, grad_y.itemsize)
+    band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize)
     KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                               maxima.pooled, maxima.weight_t, masks, grad_weight_t,
+                               maxima.pooled, maxima.weight_t, *lists, grad_weight_t,
                                grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
                                chunk, band, num_threads)
     _, R, S, K = grad_weight_t.shape

@@ -14,12 +14,15 @@ the maxima of one channel, QUEUE at a time. The input gradient takes the maxima 
 one position GROUP at a time, their dot products with the same gradient rows in one
 sweep.
 
+Both passes find the maxima at a position in a list built once per image (see
+``list_maxima``), rather than by reading each channel's indices again.
+
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -33,10 +36,6 @@ cdef enum:
     GROUP = 8
 
 
-cdef extern from "bits.h" nogil:
-    int fastconv_lowest_bit(uint64_t word)
-
-
 cdef extern from "simd_dot.h" nogil:
     void fastconv_dot_group_f32(const float* const* a, Py_ssize_t a_pitch, const float* b,
                                 Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
@@ -44,6 +43,10 @@ cdef extern from "simd_dot.h" nogil:
     void fastconv_dot_group_f64(const double* const* a, Py_ssize_t a_pitch, const double* b,
                                 Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
                                 double* out)
+
+
+cdef extern from "bits.h" nogil:
+    int fastconv_lowest_bit(uint64_t word)
 
 
 cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const floating* b,
@@ -102,43 +105,76 @@ cdef inline uint64_t channel_bits(Py_ssize_t word, Py_ssize_t c0, Py_ssize_t c1)
     return bits
 
 
+cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t C,
+                     Py_ssize_t L, Py_ssize_t OW, const Py_ssize_t* block_row,
+                     const Py_ssize_t* block_col, Py_ssize_t H, Py_ssize_t W, Py_ssize_t chunk,
+                     Py_ssize_t* bounds, int32_t* channels, floating* values) noexcept nogil:
+    """List one image's maxima by chunk of ``chunk`` channels and position, in channel order.
+
+    The maxima of chunk k at position q are entries ``bounds[k * H*W + q]`` to
+    ``bounds[k * H*W + q + 1] - 1`` of ``channels`` and, unless it is NULL, of
+    ``values`` (each one's pooled value: its channel's maximum of the block
+    ``(block_row[ih], block_col[iw])`` holding q). The maxima are marked first (see
+    ``mark_maxima``), then read off position by position, so both passes run through
+    memory in order. Return 1 if the marks' scratch could not be allocated.
+    """
+    cdef Py_ssize_t plane = H * W, chunks = (C + chunk - 1) // chunk
+    cdef Py_ssize_t k, c0, c1, ih, iw, q, p, word, c, slot = 0
+    cdef uint64_t bits
+    cdef uint64_t* masks = <uint64_t*> malloc((C + 63) // 64 * plane * sizeof(uint64_t))
+    if masks == NULL:
+        return 1
+    mark_maxima(indices, C, L, plane, masks)
+    for k in range(chunks):
+        c0 = k * chunk
+        c1 = c0 + chunk if c0 + chunk < C else C
+        for ih in range(H):
+            for iw in range(W):
+                q = ih * W + iw
+                bounds[k * plane + q] = slot
+                # Past the last whole block no bit is set, and p is not read.
+                p = block_row[ih] * OW + block_col[iw]
+                for word in range(c0 // 64, (c1 - 1) // 64 + 1):
+                    bits = masks[word * plane + q] & channel_bits(word, c0, c1)
+                    while bits:
+                        c = 64 * word + fastconv_lowest_bit(bits)
+                        bits = bits & (bits - 1)
+                        channels[slot] = <int32_t> c
+                        if values != NULL:
+                            values[slot] = pooled[c * L + p]
+                        slot = slot + 1
+    bounds[chunks * plane] = slot
+    free(masks)
+    return 0
+
+
 cdef void spread_row(floating* acc_row, const floating** rows, floating* scales,
-                     const uint64_t* masks, const floating* pooled,
-                     const floating* weight_t, const Py_ssize_t* block_row,
-                     const Py_ssize_t* block_col, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t oh,
-                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t L, Py_ssize_t OW, Py_ssize_t R,
-                     Py_ssize_t S, Py_ssize_t K) noexcept nogil:
-    """Add to output row oh the maxima of input channels ``c0 .. c1 - 1``.
+                     const Py_ssize_t* bounds, const int32_t* channels, const floating* values,
+                     const floating* weight_t, Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W,
+                     Py_ssize_t R, Py_ssize_t S, Py_ssize_t K) noexcept nogil:
+    """Add to output row oh the maxima listed from ``bounds`` (one chunk's lists).
 
     Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
     maxima at one column iw of those rows reach the same S pixels of the row: their
     weight rows go into one sweep over those pixels' S * K channels (``rows`` and
-    ``scales`` hold R * (c1 - c0) of them, the most there can be), so the row is read
-    and written once. The maxima at (ih, iw) are the bits set in its mask words (see
-    ``mark_maxima``), taken in channel order; each one's value is its channel's
-    maximum of the block holding (ih, iw).
+    ``scales`` hold R * chunk of them, the most there can be), so the row is read and
+    written once.
     """
-    cdef Py_ssize_t span = S * K, plane = H * W, count = 0, iw, r, ih, q, p, word, c
+    cdef Py_ssize_t span = S * K, count, iw, r, q, i
     cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
     cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
-    cdef uint64_t bits
+    cdef const floating* filter_row
     for iw in range(W):
+        count = 0
         for r in range(r_lo, r_hi):
-            ih = oh - R // 2 + r
-            q = ih * W + iw
-            # The block holding (ih, iw); past the last whole block no bit is set.
-            p = block_row[ih] * OW + block_col[iw]
-            for word in range(c0 // 64, (c1 - 1) // 64 + 1):
-                bits = masks[word * plane + q] & channel_bits(word, c0, c1)
-                while bits:
-                    c = 64 * word + fastconv_lowest_bit(bits)
-                    bits = bits & (bits - 1)
-                    rows[count] = weight_t + (c * R + r) * span
-                    scales[count] = pooled[c * L + p]
-                    count = count + 1
+            q = (oh - R // 2 + r) * W + iw
+            filter_row = weight_t + r * span
+            for i in range(bounds[q], bounds[q + 1]):
+                rows[count] = filter_row + channels[i] * R * span
+                scales[count] = values[i]
+                count = count + 1
         if count:
             add_scaled_rows(acc_row + iw * K, rows, scales, count, span)
-            count = 0
 
 
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
@@ -148,27 +184,29 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             const floating[::1] bias,                   # IN  (K,) or None
             const Py_ssize_t[::1] block_row,            # IN  (H,): ih // e_h
             const Py_ssize_t[::1] block_col,            # IN  (W,): iw // e_w
-            uint64_t[:, :, ::1] masks,                  # WORK (N, ceil(C / 64), H*W)
+            Py_ssize_t[:, ::1] bounds,                  # WORK (N, ceil(C / chunk) * H*W + 1)
+            int32_t[:, ::1] channels,                   # WORK (N, C * L)
+            floating[:, ::1] values,                    # WORK (N, C * L)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
             Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, int num_threads):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
-    First each image's maxima are marked, by channel, in one mask word per 64
-    channels and input position (see ``mark_maxima``). A band then accumulates
-    channels last in a per-thread buffer whose rows have pad = S // 2 spare pixels on
-    each side, so a maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of
-    a row without bounds checks. Chunk after chunk of ``chunk`` input channels, whose
-    filters stay in cache, each output row takes the maxima that reach it, position by
-    position (see ``spread_row``). The interior is then transposed into y beside x
-    and the bias. The sum at each output element runs over (chunk, column, filter
-    row, channel) in that order whatever the bands and threads.
+    First each image's maxima are listed by position (see ``list_maxima``). A band
+    then accumulates channels last in a per-thread buffer whose rows have
+    pad = S // 2 spare pixels on each side, so a maximum at column iw adds its S taps
+    to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after chunk of
+    ``chunk`` input channels, whose filters stay in cache, each output row takes the
+    maxima that reach it, position by position (see ``spread_row``). The interior is
+    then transposed into y beside x and the bias. The sum at each output element runs
+    over (chunk, column, filter row, channel) in that order whatever the bands and
+    threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
-    cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0]
     cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K, plane = H * W
+    cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0], plane = H * W
+    cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, oh0, oh1, q, c0, c1, oh, ow, k
+    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow, k
     cdef bint has_bias = bias is not None
     cdef floating b
     cdef void* raw = NULL
@@ -180,7 +218,10 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef int* failed_flag = &failed
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
-            mark_maxima(&indices[n, 0, 0], C, L, plane, &masks[n, 0, 0])
+            if list_maxima(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, OW, &block_row[0],
+                           &block_col[0], H, W, chunk, &bounds[n, 0], &channels[n, 0],
+                           &values[n, 0]):
+                failed_flag[0] = 1
         with parallel(num_threads=num_threads):
             raw = malloc(band * row_len * sizeof(floating) + 64)
             acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
@@ -197,12 +238,10 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                 oh1 = oh0 + band if oh0 + band < H else H
                 memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
                 for q in range(chunks):
-                    c0 = q * chunk
-                    c1 = c0 + chunk if c0 + chunk < C else C
                     for oh in range(oh0, oh1):
-                        spread_row(acc + (oh - oh0) * row_len, rows, scales, &masks[n, 0, 0],
-                                   &pooled[n, 0, 0], &weight_t[0, 0, 0, 0], &block_row[0],
-                                   &block_col[0], c0, c1, oh, H, W, L, OW, R, S, K)
+                        spread_row(acc + (oh - oh0) * row_len, rows, scales,
+                                   &bounds[n, q * plane], &channels[n, 0], &values[n, 0],
+                                   &weight_t[0, 0, 0, 0], oh, H, W, R, S, K)
                 for oh in range(oh0, oh1):
                     a = acc + (oh - oh0) * row_len + pad_w * K
                     for k in range(K):
@@ -213,7 +252,7 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             free(rows)
             free(scales)
     if failed:
-        raise MemoryError("pool_skip: no memory for a band buffer")
+        raise MemoryError("pool_skip: no memory for its scratch buffers")
 
 
 cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssize_t W,
@@ -245,46 +284,42 @@ cdef void add_dot_products(floating* grad_x, Py_ssize_t plane, Py_ssize_t q,
         grad_x[channels[i] * plane + q] += sums[i]
 
 
-cdef void gather_row(floating* grad_x, const uint64_t* masks, const floating* grad_image,
-                     const floating* weight_t, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t ih,
+cdef void gather_row(floating* grad_x, const Py_ssize_t* bounds, const int32_t* listed,
+                     const floating* grad_image, const floating* weight_t, Py_ssize_t ih,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
                      Py_ssize_t K) noexcept nogil:
-    """Add to ``grad_x`` (C, H*W) the gradient through the maxima of input row ih in
-    channels ``c0 .. c1 - 1``.
+    """Add to ``grad_x`` (C, H*W) the gradient through the maxima of input row ih listed
+    from ``bounds`` (one chunk's lists).
 
     A maximum of channel c at q = (ih, iw) reached through filter row r the output
     pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
     gradient rows (channels last) lie end to end: ``grad_x[c, q]`` gains the dot
     product of those rows with ``weight_t[c, r, s]``, over the filter rows r whose
     output row exists. Every maximum at q meets the same gradient rows, so the maxima
-    there (the bits of its mask words, in channel order) go GROUP at a time into one
-    sweep over them, which loads each gradient vector once for the group.
+    there (``listed``, in channel order) go GROUP at a time into one sweep over them,
+    which loads each gradient vector once for the group.
     """
     cdef const floating* rows[GROUP]
     cdef Py_ssize_t channels[GROUP]
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, plane = H * W
-    cdef Py_ssize_t iw, q, r0, r1, s_lo, s_hi, word, c
+    cdef Py_ssize_t iw, q, r0, r1, s_lo, s_hi, i, c
     cdef int count
     cdef const floating* g
-    cdef uint64_t bits
     for iw in range(W):
         q = ih * W + iw
         taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
         # Filter row r's gradient row lies W * K before row r - 1's.
         g = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
         count = 0
-        for word in range(c0 // 64, (c1 - 1) // 64 + 1):
-            bits = masks[word * plane + q] & channel_bits(word, c0, c1)
-            while bits:
-                c = 64 * word + fastconv_lowest_bit(bits)
-                bits = bits & (bits - 1)
-                channels[count] = c
-                rows[count] = weight_t + ((c * R + r0) * S + s_lo) * K
-                count = count + 1
-                if count == GROUP:
-                    add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K,
-                                     r1 - r0, (s_hi - s_lo) * K, span)
-                    count = 0
+        for i in range(bounds[q], bounds[q + 1]):
+            c = listed[i]
+            channels[count] = c
+            rows[count] = weight_t + ((c * R + r0) * S + s_lo) * K
+            count = count + 1
+            if count == GROUP:
+                add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K,
+                                 r1 - r0, (s_hi - s_lo) * K, span)
+                count = 0
         if count > 0:
             add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K, r1 - r0,
                              (s_hi - s_lo) * K, span)
@@ -338,7 +373,10 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
-             uint64_t[:, :, ::1] masks,                # WORK (N, ceil(C / 64), H*W)
+             const Py_ssize_t[::1] block_row,          # IN  (H,): ih // e_h
+             const Py_ssize_t[::1] block_col,          # IN  (W,): iw // e_w
+             Py_ssize_t[:, ::1] bounds,                # WORK (N, ceil(C / chunk) * H*W + 1)
+             int32_t[:, ::1] channels,                 # WORK (N, C * L)
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
              Py_ssize_t e_h, Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band,
@@ -347,7 +385,7 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
 
     The input gradient's work item is a band of input rows of one image: its rows of
     ``grad_x`` start as grad_y's (the identity path); then, chunk after chunk of
-    ``chunk`` input channels, whose filters stay in cache, each row's maxima (marked
+    ``chunk`` input channels, whose filters stay in cache, each row's maxima (listed
     as in the forward) gain their dot products with the gradient rows they reach (see
     ``gather_row``). Each maximum's element has one writer, and its sum runs in an
     order fixed by the shape.
@@ -363,7 +401,7 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = L // OW, plane = H * W
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, c, ih0, ih1, ih, q, c0, c1
+    cdef Py_ssize_t item, n, c, ih0, ih1, ih, q
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* counts = NULL
@@ -371,8 +409,13 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
     cdef int* failed_flag = &failed
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
-            mark_maxima(&indices[n, 0, 0], C, L, plane, &masks[n, 0, 0])
+            if list_maxima(&indices[n, 0, 0], <floating*> NULL, C, L, OW, &block_row[0],
+                           &block_col[0], H, W, chunk, &bounds[n, 0], &channels[n, 0],
+                           <floating*> NULL):
+                failed_flag[0] = 1
         for item in prange(N * bands, schedule="static", num_threads=num_threads):
+            if failed_flag[0]:
+                continue
             n = item // bands
             ih0 = (item % bands) * band
             ih1 = ih0 + band if ih0 + band < H else H
@@ -380,12 +423,13 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                 memcpy(&grad_x[n, c, ih0 * W], &grad_y[n, c, ih0 * W],
                        (ih1 - ih0) * W * sizeof(floating))
             for q in range(chunks):
-                c0 = q * chunk
-                c1 = c0 + chunk if c0 + chunk < C else C
                 for ih in range(ih0, ih1):
-                    gather_row(&grad_x[n, 0, 0], &masks[n, 0, 0], &grad_t[n, 0, 0, 0],
-                               &weight_t[0, 0, 0, 0], c0, c1, ih, H, W, R, S, K)
+                    gather_row(&grad_x[n, 0, 0], &bounds[n, q * plane], &channels[n, 0],
+                               &grad_t[n, 0, 0, 0], &weight_t[0, 0, 0, 0], ih, H, W, R, S,
+                               K)
         for n in range(N):
+            if failed:
+                break
             with parallel(num_threads=num_threads):
                 # Each thread's queues of maxima per filter row.
                 rows = <const floating**> malloc(R * QUEUE * sizeof(floating*))
@@ -402,7 +446,5 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                 free(rows)
                 free(scales)
                 free(counts)
-            if failed:
-                break
     if failed:
-        raise MemoryError("pool_skip_backward: no memory for the queues of maxima")
+        raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
