@@ -25,7 +25,8 @@ MAX_CASES = [
 
 
 # Planes large enough for several bands of output rows, with widths that are and are
-# not a multiple of the stride (the kernel's two ways through a row).
+# not a multiple of the stride (the kernel's two ways through a row). The last but two
+# exceeds the planes kernel's scratch budget in every build, so the two passes take it.
 LARGE_MAX_CASES = [
     ((1, 2, 150, 64), 3, 2, 1, 1, False),
     ((1, 2, 150, 63), 3, 2, 1, 1, True),
@@ -34,6 +35,7 @@ LARGE_MAX_CASES = [
     ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), 1, False),
     ((1, 1, 70, 90), 3, (3, 1), 1, (2, 3), True),
     ((1, 1, 64, 80), (2, 3), (5, 2), 0, (1, 2), False),
+    ((1, 1, 130, 140), (4, 3), (3, 2), (1, 1), (1, 2), True),
     # Over 2 MiB even in float32: the single pass asks for rows ahead of time.
     ((2, 4, 260, 256), 3, 2, 1, 1, True),
     ((2, 4, 260, 256), 2, 2, 0, 1, False),
@@ -148,6 +150,21 @@ def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
     KERNELS.pool_max.max_pool2d(x, y_wide, indices_wide, g, True, 2)
     np.testing.assert_array_equal(y_wide, y)
     np.testing.assert_array_equal(indices_wide, indices)
+
+
+# Small planes whose windows the single pass does not take go through the planes
+# kernel a block of 2 to 16 planes at a time (the build's vector lanes): 1 to 17 planes
+# leave every count of planes in a block's last, partly filled vector, with padding,
+# dilation and ceil_mode in the windows.
+PLANE_BLOCK_CASES = [
+    ((1, planes, 9, 11), (3, 4), (2, 3), (1, 2), (2, 1), True) for planes in range(1, 18)
+] + [((planes, 1, 14, 14), 4, 4, 0, 1, False) for planes in (3, 16, 17)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_plane_blocks_of_every_size(dtype, rng):
+    for case in PLANE_BLOCK_CASES:
+        check_ties_nans_and_infs_against_reference(case, dtype, rng, 0.05)
 
 
 # Windows 2 or 3 columns wide at column stride 2 take each row in vectors of 2 to 16
