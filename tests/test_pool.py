@@ -152,10 +152,10 @@ def test_max_pool2d_with_64_bit_codes_agrees(case, dtype, rng):
     np.testing.assert_array_equal(indices_wide, indices)
 
 
-# Small planes whose windows the single pass does not take go through the planes
-# kernel a block of 2 to 16 planes at a time (the build's vector lanes): 1 to 17 planes
-# leave every count of planes in a block's last, partly filled vector, with padding,
-# dilation and ceil_mode in the windows.
+# Small planes whose windows the row kernels do not take go through the planes kernel
+# a block of 2 to 16 planes at a time (the build's vector lanes): 1 to 17 planes leave
+# every count of planes in a block's last, partly filled vector, with padding, dilation
+# (max pooling only) and ceil_mode in the windows.
 PLANE_BLOCK_CASES = [
     ((1, planes, 9, 11), (3, 4), (2, 3), (1, 2), (2, 1), True) for planes in range(1, 18)
 ] + [((planes, 1, 14, 14), 4, 4, 0, 1, False) for planes in (3, 16, 17)]
@@ -253,6 +253,8 @@ LARGE_AVG_CASES = [
     ((1, 1, 97, 120), 2, 2, 0, False, True, None),
     ((1, 1, 90, 121), (4, 5), (4, 2), (2, 1), True, False, None),
     ((1, 1, 80, 96), (3, 5), (1, 3), (1, 2), False, True, 7),
+    # Past the planes kernel's scratch budget in every build: the two passes take it.
+    ((1, 1, 130, 140), (4, 3), (3, 2), (1, 1), True, False, None),
     # Over 2 MiB even in float32: the next band's rows are asked for ahead of time.
     ((2, 4, 260, 256), 3, 2, 1, True, False, None),
 ]
@@ -271,6 +273,19 @@ def test_avg_pool2d_matches_reference(case, dtype, rng):
     shape, *params = case
     x = rng.standard_normal(shape).astype(dtype)
     assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
+
+
+# Blocks of 1 to 17 planes through the planes kernel (see PLANE_BLOCK_CASES), with each
+# divisor rule.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("count_include_pad", "divisor_override"),
+                         [(True, None), (False, None), (False, -3)])
+def test_avg_pool2d_plane_blocks_of_every_size(count_include_pad, divisor_override, dtype,
+                                               rng):
+    for shape, kernel, stride, padding, _, ceil_mode in PLANE_BLOCK_CASES:
+        x = rng.standard_normal(shape).astype(dtype)
+        params = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        assert_close(fastconv.avg_pool2d(x, *params), avg_pool2d_reference(x, *params), dtype)
 
 
 # The first pass of average pooling sums the window rows in the same vectors of 2 to 16

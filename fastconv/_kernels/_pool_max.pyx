@@ -31,7 +31,7 @@ vector of outputs at a time, and the outputs whose windows cross the left or rig
 edge are taken one by one.
 
 Other windows on planes small enough (see PLANES_SCRATCH_BYTES) skip the passes too:
-pool_max_planes.h puts a plane in each vector lane instead of an output, a block of
+pool_planes.h puts a plane in each vector lane instead of an output, a block of
 planes at a time, so that short rows (a 7 x 7 map, 4 x 4 windows on 14 x 14) still
 fill the vectors.
 """
@@ -56,6 +56,7 @@ from fastconv._kernels._geometry cimport (
     window_first_row,
     window_rows,
 )
+from fastconv._kernels._pool_planes cimport plane_lanes, planes_fit, pool_plane_blocks
 
 cdef extern from "prefetch.h" nogil:
     void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
@@ -78,28 +79,6 @@ cdef extern from "pool_max_row.h" nogil:
     void fastconv_max_pool_row_f64(const double* plane, Py_ssize_t kernel_w, Py_ssize_t start,
                                    Py_ssize_t row_step, Py_ssize_t rows, Py_ssize_t ow_lo,
                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
-
-cdef extern from "pool_max_planes.h" nogil:
-    ctypedef struct fastconv_pool_window:
-        Py_ssize_t H, W, OH, OW, R, S
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w
-    enum:
-        FASTCONV_POOL_PLANES_LANES_F32
-        FASTCONV_POOL_PLANES_LANES_F64
-    void fastconv_max_pool_planes_f32(const float* x, Py_ssize_t count,
-                                      const fastconv_pool_window* g, float* scratch, float* y,
-                                      int64_t* argmax)
-    void fastconv_max_pool_planes_f64(const double* x, Py_ssize_t count,
-                                      const fastconv_pool_window* g, double* scratch,
-                                      double* y, int64_t* argmax)
-
-cdef enum:
-    # The most bytes of a block's scratch in the planes kernel (its planes, maxima and
-    # positions), about a quarter of a core's L2 cache. Against the two passes (float32,
-    # AVX-512, 2 threads): 6-10x faster on 7 x 7 and 14 x 14 planes, 3-4x on 15 x 15 to
-    # 28 x 28, 2.2x and 1.3x on 56 x 56 with 4 x 4 and 7 x 7 windows (225 KiB); past the
-    # budget, 0.9x on 64 x 64 with 4 x 4 windows (295 KiB).
-    PLANES_SCRATCH_BYTES = 256 * 1024
 
 cdef enum:
     # The single pass asks for the input rows, output row and index row of the output
@@ -434,54 +413,6 @@ cdef void pool_planes_single_pass(const floating[:, :, :, ::1] x, floating[:, :,
                            argmax + ow if with_indices else NULL)
 
 
-cdef inline bint planes_fit(const Geometry* g, Py_ssize_t lanes,
-                            Py_ssize_t itemsize) noexcept nogil:
-    """Whether pool_max_planes.h serves this geometry, a block holding ``lanes`` planes:
-    where a block's scratch fits PLANES_SCRATCH_BYTES."""
-    return lanes > 0 and (g.H * g.W + 2 * g.OH * g.OW) * lanes * itemsize <= PLANES_SCRATCH_BYTES
-
-
-cdef inline void max_pool_planes(const floating* x, Py_ssize_t count,
-                                 const fastconv_pool_window* window, floating* scratch,
-                                 floating* y, int64_t* argmax) noexcept nogil:
-    """Dispatch to pool_max_planes.h by type."""
-    if floating is float:
-        fastconv_max_pool_planes_f32(x, count, window, scratch, y, argmax)
-    else:
-        fastconv_max_pool_planes_f64(x, count, window, scratch, y, argmax)
-
-
-cdef int pool_plane_blocks(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                           int64_t[:, :, :, ::1] indices, const Geometry* g,
-                           Py_ssize_t lanes, int num_threads) noexcept nogil:
-    """Pool every plane ``lanes`` planes at a time with pool_max_planes.h (see
-    :func:`planes_fit`); return 1 if scratch allocation failed."""
-    cdef fastconv_pool_window window
-    cdef Py_ssize_t planes = g.N * g.C, block, first, n, c
-    cdef bint with_indices = indices is not None
-    cdef floating* scratch = NULL
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
-    window.H, window.W, window.OH, window.OW, window.R, window.S = g.H, g.W, g.OH, g.OW, g.R, g.S
-    window.stride_h, window.stride_w = g.stride_h, g.stride_w
-    window.pad_top, window.pad_left = g.pad_top, g.pad_left
-    window.dilation_h, window.dilation_w = g.dilation_h, g.dilation_w
-    with parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((g.H * g.W + 2 * g.OH * g.OW) * lanes * sizeof(floating))
-        if scratch == NULL:
-            failed_flag[0] = 1
-        for block in prange((planes + lanes - 1) // lanes, schedule="static"):
-            if scratch == NULL:
-                continue
-            first = block * lanes
-            n = first // g.C
-            c = first - n * g.C
-            max_pool_planes(&x[n, c, 0, 0], min(lanes, planes - first), &window, scratch,
-                            &y[n, c, 0, 0], &indices[n, c, 0, 0] if with_indices else NULL)
-        free(scratch)
-    return failed
-
-
 def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                floating[:, :, :, ::1] y,             # OUT (N, C, OH, OW)
                int64_t[:, :, :, ::1] indices,        # OUT (N, C, OH, OW), or None
@@ -494,15 +425,15 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef Py_ssize_t inner_lo, inner_hi
     cdef Py_ssize_t lanes = (FASTCONV_POOL_ROW_MIN_LANES_F32 if floating is float
                              else FASTCONV_POOL_ROW_MIN_LANES_F64)
-    cdef Py_ssize_t plane_lanes = (FASTCONV_POOL_PLANES_LANES_F32 if floating is float
-                                   else FASTCONV_POOL_PLANES_LANES_F64)
+    cdef const double[::1] no_divisors = None
     cdef TapSpan* spans = column_spans(&g)
     inner_columns(&g, spans, &inner_lo, &inner_hi)
     with nogil:
         if not wide_codes and single_pass_fits(&g, lanes, inner_lo, inner_hi):
             pool_planes_single_pass(x, y, indices, &g, spans, inner_lo, inner_hi, num_threads)
-        elif not wide_codes and planes_fit(&g, plane_lanes, sizeof(floating)):
-            failed = pool_plane_blocks(x, y, indices, &g, plane_lanes, num_threads)
+        elif not wide_codes and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating)):
+            failed = pool_plane_blocks(x, y, indices, no_divisors, no_divisors, &g,
+                                       num_threads)
         elif wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)
         else:
