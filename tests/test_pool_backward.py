@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import DTYPES, assert_close, check_gradients_of, tie_free, torch_or_skip
-from test_pool import AVG_CASES, MAX_CASES, NORMS, random_pool_cases
+from test_pool import AVG_CASES, MAX_CASES, NORMS, PLANE_BLOCK_CASES, random_pool_cases
 
 import fastconv
 from fastconv.testing import max_pool2d_backward_reference
@@ -55,6 +55,23 @@ def test_avg_pool2d_backward_by_finite_differences(case, rng):
     gy = rng.standard_normal(fastconv.avg_pool2d(x, *params).shape)
     check_gradients_of(lambda x: fastconv.avg_pool2d(x, *params), gy, [x],
                        [fastconv.avg_pool2d_backward(gy, shape, *params)])
+
+
+@pytest.mark.parametrize(("count_include_pad", "divisor_override"),
+                         [(True, None), (False, None), (False, -3)])
+def test_avg_pool2d_backward_of_plane_blocks_of_every_size(count_include_pad,
+                                                           divisor_override, rng):
+    # Average pooling is linear: its gradient is the adjoint, <A x, g> = <x, A^T g>, on
+    # blocks of 1 to 17 planes; float32 agrees with float64.
+    for shape, kernel, stride, padding, _, ceil_mode in PLANE_BLOCK_CASES:
+        params = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        x = rng.standard_normal(shape)
+        gy = rng.standard_normal(fastconv.avg_pool2d(x, *params).shape)
+        grad = fastconv.avg_pool2d_backward(gy, shape, *params)
+        np.testing.assert_allclose(np.vdot(x, grad), np.vdot(fastconv.avg_pool2d(x, *params), gy),
+                                   rtol=1e-12, err_msg=str(shape))
+        assert_close(fastconv.avg_pool2d_backward(gy.astype(np.float32), shape, *params), grad,
+                     np.float32)
 
 
 @pytest.mark.parametrize("case", AVG_CASES)

@@ -44,7 +44,15 @@ from fastconv._kernels._geometry cimport (
     window_first_row,
     window_rows,
 )
-from fastconv._kernels._pool_planes cimport plane_lanes, planes_fit, pool_plane_blocks
+from fastconv._kernels._pool_planes cimport (
+    AVERAGE,
+    AVERAGE_BACKWARD,
+    PLANES_BACKWARD_SCRATCH_BYTES,
+    PLANES_SCRATCH_BYTES,
+    plane_lanes,
+    planes_fit,
+    pool_plane_blocks,
+)
 
 # What a window accumulates (see window_row).
 cdef enum Reduction:
@@ -377,9 +385,10 @@ def pool2d(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
     cdef TapSpan* spans = column_spans(&g)
     with nogil:
         if (reduction == SUM and not row_kernel_serves(&g, spans, <floating> 0)
-                and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating))):
-            failed = pool_plane_blocks(x, y, no_indices, row_divisor, col_divisor, &g,
-                                       num_threads)
+                and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating),
+                               PLANES_SCRATCH_BYTES)):
+            failed = pool_plane_blocks(AVERAGE, x, y, no_indices, row_divisor, col_divisor,
+                                       &g, num_threads)
         elif reduction == SUM:
             failed = average_planes(x, y, row_divisor, col_divisor, &g, spans, num_threads)
         else:
@@ -407,7 +416,17 @@ def pool2d_backward(const floating[:, :, :, ::1] grad_y,   # IN  (N, C, OH, OW)
     cdef double norm
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    cdef TapSpan* spans = column_spans(&g)
+    cdef int64_t[:, :, :, ::1] no_indices = None
+    cdef TapSpan* spans
+    if reduction == SUM and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating),
+                                       PLANES_BACKWARD_SCRATCH_BYTES):
+        with nogil:
+            failed = pool_plane_blocks(AVERAGE_BACKWARD, grad_y, grad_x, no_indices,
+                                       row_divisor, col_divisor, &g, num_threads)
+        if failed:
+            raise MemoryError("could not allocate the pooling scratch")
+        return
+    spans = column_spans(&g)
     with nogil, parallel(num_threads=num_threads):
         scale = <double*> malloc(g.OW * sizeof(double))
         if scale == NULL:

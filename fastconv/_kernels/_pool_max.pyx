@@ -56,7 +56,13 @@ from fastconv._kernels._geometry cimport (
     window_first_row,
     window_rows,
 )
-from fastconv._kernels._pool_planes cimport plane_lanes, planes_fit, pool_plane_blocks
+from fastconv._kernels._pool_planes cimport (
+    MAX,
+    PLANES_SCRATCH_BYTES,
+    plane_lanes,
+    planes_fit,
+    pool_plane_blocks,
+)
 
 cdef extern from "prefetch.h" nogil:
     void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
@@ -431,8 +437,9 @@ def max_pool2d(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     with nogil:
         if not wide_codes and single_pass_fits(&g, lanes, inner_lo, inner_hi):
             pool_planes_single_pass(x, y, indices, &g, spans, inner_lo, inner_hi, num_threads)
-        elif not wide_codes and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating)):
-            failed = pool_plane_blocks(x, y, indices, no_divisors, no_divisors, &g,
+        elif not wide_codes and planes_fit(&g, plane_lanes(<floating> 0), sizeof(floating),
+                                           PLANES_SCRATCH_BYTES):
+            failed = pool_plane_blocks(MAX, x, y, indices, no_divisors, no_divisors, &g,
                                        num_threads)
         elif wide_codes:
             failed = pool_planes(x, y, indices, &g, spans, <int64_t> 0, num_threads)

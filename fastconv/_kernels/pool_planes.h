@@ -15,7 +15,10 @@
 
    Average pooling adds, in float64 lanes, each window row's taps from 0 and then the
    row sums from 0, and divides by row_divisor[oh] * col_divisor[ow]: the two-pass
-   kernel's sums in its order, so the averages are the same to the bit.
+   kernel's sums in its order, so the averages are the same to the bit. Its gradient
+   adds each output's share to its window's elements in the order of _pool_avg.pyx's
+   spread_row, each addition in float64 rounded to the element's type, so it too is
+   the same to the bit.
 
    The caller keeps a block's scratch small enough for the caches. GCC and clang only
    (vector types): elsewhere the LANES macros are 0 and the caller keeps the row-wise
@@ -59,10 +62,13 @@ typedef struct {
         ROW_END;                                                                            \
     }
 
-/* The kernels of one type. ``scratch`` holds (H * W + 2 * OH * OW) * LANES elements:
-   the block's planes, then its results (and the maxima's codes, as wide as values).
+/* The kernels of one type. ``scratch`` holds (H * W + 2 * (OH + 1) * OW) * LANES
+   elements: the block's input planes (or input gradients), then its outputs (or output
+   gradients), then the maxima's codes (as wide as values) or a row's float64 shares.
    name##_max pools ``count`` (1 to LANES) planes of H * W from x into y (OH * OW each)
-   and, unless argmax is NULL, their positions; name##_average averages them. */
+   and, unless argmax is NULL, their positions; name##_average averages them;
+   name##_average_backward spreads each output's gradient over its window, divided by
+   its divisor, into grad_x (zeros elsewhere). */
 #define FASTCONV_POOL_PLANES(type, code_scalar, name)                                      \
     enum { name##_LANES = FASTCONV_VECTOR_BYTES / sizeof(type) };                           \
     typedef type name##_values __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));         \
@@ -160,6 +166,54 @@ typedef struct {
         for (lane = 0; lane < count; lane++)                                                \
             for (o = 0; o < outputs; o++)                                                   \
                 y[lane * outputs + o] = averages[o * LANES + lane];                         \
+    }                                                                                       \
+    static inline void name##_average_backward(const type* grad_y, ptrdiff_t count,         \
+                                               const fastconv_pool_window* g,               \
+                                               const double* row_divisor,                   \
+                                               const double* col_divisor, type* scratch,    \
+                                               type* grad_x) {                              \
+        enum { LANES = name##_LANES };                                                      \
+        const ptrdiff_t plane = g->H * g->W, outputs = g->OH * g->OW;                       \
+        type* grads = scratch;                                                              \
+        type* shares = grads + plane * LANES;                                               \
+        double* scales = (double*) (shares + outputs * LANES);                              \
+        name##_values value;                                                                \
+        name##_sums share;                                                                  \
+        ptrdiff_t lane, p, oh, ow, r, s, ih, iw, position;                                  \
+        memset(grads, 0, plane * LANES * sizeof(type));                                     \
+        name##_gather(shares, grad_y, outputs, count);                                      \
+        for (oh = 0; oh < g->OH; oh++) {                                                    \
+            for (ow = 0; ow < g->OW; ow++) {                                                \
+                memcpy(&value, shares + (oh * g->OW + ow) * LANES, sizeof value);           \
+                share = __builtin_convertvector(value, name##_sums)                         \
+                        / (row_divisor[oh] * col_divisor[ow]);                              \
+                memcpy(scales + ow * LANES, &share, sizeof share);                          \
+            }                                                                               \
+            /* Row by row, kernel column by column, then along the outputs: the order */    \
+            /* of the two-pass kernel's additions. */                                       \
+            for (r = 0; r < g->R; r++) {                                                    \
+                ih = oh * g->stride_h - g->pad_top + r * g->dilation_h;                     \
+                if (ih < 0 || ih >= g->H)                                                   \
+                    continue;                                                               \
+                for (s = 0; s < g->S; s++) {                                                \
+                    for (ow = 0; ow < g->OW; ow++) {                                        \
+                        iw = ow * g->stride_w - g->pad_left + s * g->dilation_w;            \
+                        if (iw < 0 || iw >= g->W)                                           \
+                            continue;                                                       \
+                        position = ih * g->W + iw;                                          \
+                        memcpy(&value, grads + position * LANES, sizeof value);             \
+                        memcpy(&share, scales + ow * LANES, sizeof share);                  \
+                        value = __builtin_convertvector(                                    \
+                            __builtin_convertvector(value, name##_sums) + share,            \
+                            name##_values);                                                 \
+                        memcpy(grads + position * LANES, &value, sizeof value);             \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        for (lane = 0; lane < count; lane++)                                                \
+            for (p = 0; p < plane; p++)                                                     \
+                grad_x[lane * plane + p] = grads[p * LANES + lane];                         \
     }
 
 FASTCONV_POOL_PLANES(float, int32_t, fastconv_pool_planes_f32)
@@ -181,6 +235,14 @@ FASTCONV_POOL_PLANES(double, int64_t, fastconv_pool_planes_f64)
                                       type* scratch, type* y) {                             \
         (void) x; (void) count; (void) g; (void) row_divisor; (void) col_divisor;           \
         (void) scratch; (void) y;                                                           \
+    }                                                                                       \
+    static inline void name##_average_backward(const type* grad_y, ptrdiff_t count,         \
+                                               const fastconv_pool_window* g,               \
+                                               const double* row_divisor,                   \
+                                               const double* col_divisor, type* scratch,    \
+                                               type* grad_x) {                              \
+        (void) grad_y; (void) count; (void) g; (void) row_divisor; (void) col_divisor;      \
+        (void) scratch; (void) grad_x;                                                      \
     }
 FASTCONV_POOL_PLANES_UNAVAILABLE(float, fastconv_pool_planes_f32)
 FASTCONV_POOL_PLANES_UNAVAILABLE(double, fastconv_pool_planes_f64)
