@@ -157,6 +157,17 @@ def _avg_divisors(size, out, kernel, stride, padding, count_include_pad):
     return (ends - starts).astype(np.float64)
 
 
+def _unit_divisors(g):
+    """Divisors of 1 for each output row and column (LP pooling's).
+
+    None are made for an empty batch, whose planes no kernel reads and may have more
+    rows than memory holds divisors for.
+    """
+    if g["N"] * g["C"] == 0:
+        return np.ones(0), np.ones(0)
+    return np.ones(g["OH"]), np.ones(g["OW"])
+
+
 def _avg_setup(shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                divisor_override):
     """Geometry and per-row and per-column divisors of an average pooling."""
@@ -167,6 +178,9 @@ def _avg_setup(shape, kernel_size, stride, padding, ceil_mode, count_include_pad
         divisor = as_int("divisor_override", divisor_override, -MAX_PARAMETER)
         if divisor == 0:
             raise ValueError("divisor_override must be non-zero, got 0")
+    if g["N"] * g["C"] == 0:
+        return (g, *_unit_divisors(g))
+    if divisor_override is not None:
         return g, np.full(g["OH"], float(divisor)), np.ones(g["OW"])
     rows = _avg_divisors(g["H"], g["OH"], g["R"], g["stride_h"], g["pad_top"],
                          count_include_pad)
@@ -280,7 +294,7 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, num_th
     p = _norm_type(norm_type)
     g = pool_geometry(x.shape, kernel_size, stride, 0, 1, ceil_mode)
     y = allocate("output", (g["N"], g["C"], g["OH"], g["OW"]), x.dtype)
-    KERNELS.pool_avg.pool2d(x, y, np.ones(g["OH"]), np.ones(g["OW"]), p, g,
+    KERNELS.pool_avg.pool2d(x, y, *_unit_divisors(g), p, g,
                             num_threads_value(num_threads))
     return y
 
@@ -312,6 +326,6 @@ def lp_pool2d_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil
     grad_y = check_grad_output(grad_output, (g["N"], g["C"], g["OH"], g["OW"]))
     check_same_dtype(grad_output=grad_y, x=x)
     grad_x = allocate("grad_input", x.shape, x.dtype)
-    KERNELS.pool_avg.pool2d_backward(grad_y, x, grad_x, np.ones(g["OH"]), np.ones(g["OW"]),
-                                     p, g, num_threads_value(num_threads))
+    KERNELS.pool_avg.pool2d_backward(grad_y, x, grad_x, *_unit_divisors(g), p, g,
+                                     num_threads_value(num_threads))
     return grad_x

@@ -168,9 +168,12 @@ def _bands_and_chunks(maxima, itemsize):
 def forward(x, bias, maxima, num_threads):
     """Run the fused forward kernel on checked operands."""
     N, C, H, W = x.shape
+    y = allocate("output", x.shape, x.dtype)
+    if N == 0:
+        # Nothing to spread; an empty batch's planes may be too tall for the workspace.
+        return y
     band, chunk, lists = _bands_and_chunks(maxima, x.itemsize)
     values = allocate("workspace", lists[-1].shape, x.dtype)
-    y = allocate("output", x.shape, x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
                               maxima.weight_t, bias, *lists, values, y.reshape(N, C, H * W),
                               maxima.pooled_w, chunk, band, num_threads)
@@ -213,11 +216,13 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads):
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
     grad_weight_t.fill(0)
-    band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize)
-    KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                               maxima.pooled, maxima.weight_t, *lists, grad_weight_t,
-                               grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
-                               chunk, band, num_threads)
+    # An empty batch spreads nothing (its planes may be too tall for the workspace).
+    if N > 0:
+        band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize)
+        KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
+                                   maxima.pooled, maxima.weight_t, *lists, grad_weight_t,
+                                   grad_x.reshape(N, C, H * W), maxima.e[0],
+                                   maxima.pooled_w, chunk, band, num_threads)
     _, R, S, K = grad_weight_t.shape
     unreversed = np.ascontiguousarray(grad_weight_t[:, :, ::-1]).reshape(1, C * R * S, K)
     grad_weight = _transposed(unreversed, num_threads).reshape(K, C, R, S)

@@ -233,6 +233,18 @@ def test_empty_batch():
     assert fastconv.avg_pool2d(np.zeros((0, 3, 8, 8)), 2).shape == (0, 3, 4, 4)
 
 
+def test_empty_batch_of_planes_too_tall_for_their_divisors():
+    # 2**30 rows of output: their divisors alone would take gigabytes, and no plane
+    # reads them.
+    x = np.zeros((0, 1, 2**31 - 1, 3), np.float32)
+    assert fastconv.avg_pool2d(x, 2).shape == (0, 1, 2**30 - 1, 1)
+    assert fastconv.avg_pool2d(x, 2, divisor_override=3).shape == (0, 1, 2**30 - 1, 1)
+    assert fastconv.lp_pool2d(x, 2, 2).shape == (0, 1, 2**30 - 1, 1)
+    grad = np.zeros((0, 1, 2**30 - 1, 1), np.float32)
+    assert fastconv.avg_pool2d_backward(grad, x.shape, 2).shape == x.shape
+    assert fastconv.lp_pool2d_backward(grad, x, 2, 2).shape == x.shape
+
+
 # (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
 AVG_CASES = [
     ((2, 3, 9, 11), 3, 2, 1, False, True, None),

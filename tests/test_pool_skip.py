@@ -160,6 +160,10 @@ def test_pool_skip_empty_batch_and_read_only_inputs(rng):
     assert grad_x.shape == (0, 3, 6, 6)
     np.testing.assert_array_equal(grad_w, 0)
     np.testing.assert_array_equal(grad_b, 0)
+    # Planes of 2**30 rows: the positions' workspace alone would take gigabytes.
+    tall = np.zeros((0, 3, 2**30, 2), np.float32)
+    assert fastconv.pool_skip(tall, weight, bias).shape == tall.shape
+    assert fastconv.pool_skip_backward(tall, tall, weight)[0].shape == tall.shape
     x, weight, bias = operands(rng, (2, 3, 6, 7), (3, 3), np.float64)
     expected = fastconv.pool_skip(x, weight, bias)
     saved = [a.copy() for a in (x, weight, bias)]
