@@ -72,9 +72,15 @@
             ptrdiff_t output = from_b * (LANES / 2) + lane * HALF + q;                      \
             even[slot] = from_b * LANES + lane * PER_LANE + 2 * q;                          \
             odd[slot] = even[slot] + 1;                                                     \
-            in_order[output] = slot;                                                        \
             for (k = 0; k < KW; k++)                                                        \
                 tap_code[k][slot] = k + 2 * output;                                         \
+        }                                                                                   \
+        /* The inverse, output by output: built slot by slot, it was one indexed store, */  \
+        /* which GCC made a scatter to the stack that the loads after it waited for */      \
+        /* (about 200 cycles per call). */                                                  \
+        for (i = 0; i < LANES; i++) {                                                       \
+            ptrdiff_t from_b = i / (LANES / 2), rest = i % (LANES / 2);                     \
+            in_order[i] = rest / HALF * PER_LANE + from_b * HALF + rest % HALF;             \
         }                                                                                   \
         for (ow = ow_lo; ow < ow_hi; ow += LANES) {                                         \
             if (ow > ow_hi - LANES)                                                         \
