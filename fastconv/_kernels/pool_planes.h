@@ -94,6 +94,14 @@ typedef struct {
             name##_gather_lanes(planes, x, plane, name##_LANES);                            \
         }                                                                                   \
     }                                                                                       \
+    /* The inverse: ``count`` planes of ``size`` back from the block, plane by plane. */    \
+    static inline void name##_scatter(type* out, const type* planes, ptrdiff_t size,        \
+                                      ptrdiff_t count) {                                    \
+        ptrdiff_t p, lane;                                                                  \
+        for (lane = 0; lane < count; lane++)                                                \
+            for (p = 0; p < size; p++)                                                      \
+                out[lane * size + p] = planes[p * name##_LANES + lane];                     \
+    }                                                                                       \
     static inline void name##_max(const type* x, ptrdiff_t count,                           \
                                   const fastconv_pool_window* g, type* scratch, type* y,    \
                                   int64_t* argmax) {                                        \
@@ -130,13 +138,12 @@ typedef struct {
                 memcpy(codes + o * LANES, &code, sizeof code);                              \
             }                                                                               \
         }                                                                                   \
-        for (lane = 0; lane < count; lane++) {                                              \
-            for (o = 0; o < outputs; o++)                                                   \
-                y[lane * outputs + o] = maxima[o * LANES + lane];                           \
-            if (argmax != NULL)                                                             \
+        name##_scatter(y, maxima, outputs, count);                                          \
+        /* The codes widen to int64 on the way. */                                          \
+        if (argmax != NULL)                                                                 \
+            for (lane = 0; lane < count; lane++)                                            \
                 for (o = 0; o < outputs; o++)                                               \
                     argmax[lane * outputs + o] = codes[o * LANES + lane];                   \
-        }                                                                                   \
     }                                                                                       \
     static inline void name##_average(const type* x, ptrdiff_t count,                       \
                                       const fastconv_pool_window* g,                        \
@@ -148,7 +155,7 @@ typedef struct {
         type* averages = planes + plane * LANES;                                            \
         name##_values value;                                                                \
         name##_sums window_sum, row_sum;                                                    \
-        ptrdiff_t lane, oh, ow, r, s, ih, iw, position, o;                                  \
+        ptrdiff_t oh, ow, r, s, ih, iw, position, o;                                        \
         name##_gather(planes, x, plane, count);                                             \
         for (oh = 0; oh < g->OH; oh++) {                                                    \
             for (ow = 0; ow < g->OW; ow++) {                                                \
@@ -163,9 +170,7 @@ typedef struct {
                 memcpy(averages + o * LANES, &value, sizeof value);                         \
             }                                                                               \
         }                                                                                   \
-        for (lane = 0; lane < count; lane++)                                                \
-            for (o = 0; o < outputs; o++)                                                   \
-                y[lane * outputs + o] = averages[o * LANES + lane];                         \
+        name##_scatter(y, averages, outputs, count);                                        \
     }                                                                                       \
     static inline void name##_average_backward(const type* grad_y, ptrdiff_t count,         \
                                                const fastconv_pool_window* g,               \
@@ -179,7 +184,7 @@ typedef struct {
         double* scales = (double*) (shares + outputs * LANES);                              \
         name##_values value;                                                                \
         name##_sums share;                                                                  \
-        ptrdiff_t lane, p, oh, ow, r, s, ih, iw, position;                                  \
+        ptrdiff_t oh, ow, r, s, ih, iw, position;                                           \
         memset(grads, 0, plane * LANES * sizeof(type));                                     \
         name##_gather(shares, grad_y, outputs, count);                                      \
         for (oh = 0; oh < g->OH; oh++) {                                                    \
@@ -211,9 +216,7 @@ typedef struct {
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
-        for (lane = 0; lane < count; lane++)                                                \
-            for (p = 0; p < plane; p++)                                                     \
-                grad_x[lane * plane + p] = grads[p * LANES + lane];                         \
+        name##_scatter(grad_x, grads, plane, count);                                        \
     }
 
 FASTCONV_POOL_PLANES(float, int32_t, fastconv_pool_planes_f32)
