@@ -114,7 +114,8 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
     maxima's masks): every band meets maxima of its neighbours' rows, and each
     chunk's maxima add to what the previous chunks left, in the forward pass and in
     the backward's input gradient. With 130 channels more maxima than one group of
-    the kernels' sweeps share a position."""
+    the kernels' sweeps share a position, and the forward's output leaves through
+    whole tiles of pixels and channels and through the partial ones beside them."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
@@ -125,6 +126,8 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)
+        assert_close(fastconv.pool_skip(x, weight, None, e),
+                     pool_skip_reference(x, weight, None, e), dtype)
         # The input gradient: gy, plus at each maximum the convolution's input gradient
         # with respect to the unpooled map there (float64 references).
         pooled, indices = fastconv.max_pool2d(x.astype(np.float64), e, return_indices=True)

@@ -49,6 +49,15 @@ cdef extern from "bits.h" nogil:
     int fastconv_lowest_bit(uint64_t word)
 
 
+cdef extern from "transpose_tile.h" nogil:
+    void fastconv_add_pixels_f32(float* y, const float* x, Py_ssize_t pitch,
+                                 const float* const* pixels, Py_ssize_t P, const float* bias,
+                                 Py_ssize_t K)
+    void fastconv_add_pixels_f64(double* y, const double* x, Py_ssize_t pitch,
+                                 const double* const* pixels, Py_ssize_t P,
+                                 const double* bias, Py_ssize_t K)
+
+
 cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const floating* b,
                            Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
                            floating* out) noexcept nogil:
@@ -58,6 +67,17 @@ cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const f
         fastconv_dot_group_f32(a, a_pitch, b, b_pitch, rows, n, count, out)
     else:
         fastconv_dot_group_f64(a, a_pitch, b, b_pitch, rows, n, count, out)
+
+
+cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
+                            const floating* const* pixels, Py_ssize_t P, const floating* bias,
+                            Py_ssize_t K) noexcept nogil:
+    """``y[k * pitch + p] = x[k * pitch + p] + (pixels[p][k] + bias[k])`` for k < K,
+    p < P (bias NULL adds 0), through tiles transposed in registers (transpose_tile.h)."""
+    if floating is float:
+        fastconv_add_pixels_f32(y, x, pitch, pixels, P, bias, K)
+    else:
+        fastconv_add_pixels_f64(y, x, pitch, pixels, P, bias, K)
 
 
 cdef inline Py_ssize_t row_of_maximum(int64_t q, Py_ssize_t ph, Py_ssize_t e_h,
@@ -197,25 +217,26 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after chunk of
     ``chunk`` input channels, whose filters stay in cache, each output row takes the
     maxima that reach it, position by position (see ``spread_row``). The interior is
-    then transposed into y beside x and the bias. The sum at each output element runs
-    over (chunk, column, filter row, channel) in that order whatever the bands and
-    threads.
+    then transposed into y beside x and the bias (see ``add_pixels``). The sum at each
+    output element runs over (chunk, column, filter row, channel) in that order
+    whatever the bands and threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0], plane = H * W
     cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow, k
-    cdef bint has_bias = bias is not None
-    cdef floating b
+    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow
+    cdef const floating* bias_or_null = NULL
     cdef void* raw = NULL
     cdef floating* acc = NULL
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
-    cdef const floating* a
+    cdef const floating** pixels = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    if bias is not None and bias.shape[0] > 0:
+        bias_or_null = &bias[0]
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             if list_maxima(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, OW, &block_row[0],
@@ -228,7 +249,9 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             # The weight rows and values of the maxima that reach one pixel.
             rows = <const floating**> malloc(R * chunk * sizeof(floating*))
             scales = <floating*> malloc(R * chunk * sizeof(floating))
-            if raw == NULL or rows == NULL or scales == NULL:
+            # Where each output pixel of a band lies in acc, row after row.
+            pixels = <const floating**> malloc(band * W * sizeof(floating*))
+            if raw == NULL or rows == NULL or scales == NULL or pixels == NULL:
                 failed_flag[0] = 1
             for item in prange(N * bands, schedule="static"):
                 if failed_flag[0]:
@@ -243,14 +266,15 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                                    &bounds[n, q * plane], &channels[n, 0], &values[n, 0],
                                    &weight_t[0, 0, 0, 0], oh, H, W, R, S, K)
                 for oh in range(oh0, oh1):
-                    a = acc + (oh - oh0) * row_len + pad_w * K
-                    for k in range(K):
-                        b = bias[k] if has_bias else 0
-                        for ow in range(W):
-                            y[n, k, oh * W + ow] = x[n, k, oh * W + ow] + (a[ow * K + k] + b)
+                    for ow in range(W):
+                        pixels[(oh - oh0) * W + ow] = (acc + (oh - oh0) * row_len
+                                                       + (pad_w + ow) * K)
+                add_pixels(&y[n, 0, oh0 * W], &x[n, 0, oh0 * W], plane, pixels,
+                           (oh1 - oh0) * W, bias_or_null, K)
             free(raw)
             free(rows)
             free(scales)
+            free(pixels)
     if failed:
         raise MemoryError("pool_skip: no memory for its scratch buffers")
 
