@@ -10,13 +10,12 @@ W, the rows and columns past the last whole block are never selected and the map
 still has x's size.
 """
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from fastconv._dispatch import KERNELS
-from fastconv._kernels import _transpose
+from fastconv._kernels import _transpose as _transpose_kernels
 from fastconv._params import (
     allocate,
     as_4d_float_array,
@@ -28,6 +27,7 @@ from fastconv._params import (
     num_threads_value,
     pool_geometry,
 )
+from fastconv._scratch import Scratch, aligned_empty
 from fastconv.conv import _bias_grad
 from fastconv.pool import max_pool2d
 
@@ -43,39 +43,24 @@ class Maxima(NamedTuple):
     x_shape: tuple        # (N, C, H, W)
 
 
-def _aligned_empty(shape, dtype):
-    """Return an uninitialised C-contiguous array whose data start on a 64-byte boundary.
-
-    The kernels' vector loads and stores run along its rows of channels; aligned, no
-    AVX-512 vector straddles two cache lines (NumPy guarantees 16 bytes only).
-    """
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    buffer = allocate("workspace", (nbytes + 64,), np.uint8)
-    start = -buffer.ctypes.data % 64
-    return buffer[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def _aligned_copy(array):
-    """Return a C-contiguous copy of ``array`` in an :func:`_aligned_empty` array."""
-    copy = _aligned_empty(array.shape, array.dtype)
-    copy[...] = array
-    return copy
-
-
-def _transposed(matrices, num_threads):
-    """Return ``matrices`` (B, M, P), C-contiguous, transposed to (B, P, M), aligned.
+def _transpose(matrices, out, num_threads):
+    """Set ``out`` (B, P, M) to ``matrices`` (B, M, P) transposed; both C-contiguous.
 
     NumPy copies a transposed array element by element; the kernel copies it tile
-    by tile, in parallel.
+    by tile, in parallel. Return ``out``.
     """
-    B, M, P = matrices.shape
-    out = _aligned_empty((B, P, M), matrices.dtype)
-    _transpose.transpose(matrices, out, num_threads)
+    _transpose_kernels.transpose(matrices, out, num_threads)
     return out
 
 
-def find_maxima(x, weight, bias, e, num_threads):
-    """Validate the operands and pool x; return (x, bias, Maxima)."""
+def find_maxima(x, weight, bias, e, num_threads, scratch, keep=aligned_empty):
+    """Validate the operands and pool x; return (x, bias, Maxima).
+
+    ``scratch`` (a :class:`~fastconv._scratch.Scratch`) holds the temporaries;
+    ``keep(name, shape, dtype)`` allocates the filters in the kernels' layout:
+    ``scratch.empty`` when the maxima die with the call, fresh memory (the default)
+    when they are kept for a backward pass.
+    """
     x = as_4d_float_array("x", x)
     weight = as_4d_float_array("weight", weight)
     check_same_dtype(x=x, weight=weight)
@@ -100,8 +85,11 @@ def find_maxima(x, weight, bias, e, num_threads):
     # The kernels' layout: for one input channel and filter row, the S taps' rows over
     # the output channels end to end, in the order of the output pixels they reach
     # (a tile transposition, then the reversal of s, which copies whole rows of K).
-    unreversed = _transposed(weight.reshape(1, K, C * R * S), num_threads).reshape(C, R, S, K)
-    weight_t = _aligned_copy(unreversed[:, :, ::-1])
+    unreversed = _transpose(weight.reshape(1, K, C * R * S),
+                            scratch.empty("workspace", (1, C * R * S, K), weight.dtype),
+                            num_threads)
+    weight_t = keep("workspace", (C, R, S, K), weight.dtype)
+    weight_t[...] = unreversed.reshape(C, R, S, K)[:, :, ::-1]
     return x, bias, Maxima(pooled.reshape(N, C, L), indices.reshape(N, C, L), weight_t,
                            e, g["OW"], x.shape)
 
@@ -128,8 +116,9 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
         ``output_size=(H, W)``) and conv2d (``padding='same'``) plus x.
     """
     threads = num_threads_value(num_threads)
-    x, bias, maxima = find_maxima(x, weight, bias, e, threads)
-    return forward(x, bias, maxima, threads)
+    with Scratch() as scratch:
+        x, bias, maxima = find_maxima(x, weight, bias, e, threads, scratch, scratch.empty)
+        return forward(x, bias, maxima, threads, scratch)
 
 
 #: Bytes of a band of channels-last rows: the forward's per-thread buffer of output
@@ -144,8 +133,8 @@ BAND_BYTES = 256 * 1024
 CHUNK_BYTES = 1024 * 1024
 
 
-def _bands_and_chunks(maxima, itemsize):
-    """Return (band, chunk, lists) for the fused kernels.
+def _bands_and_chunks(maxima, itemsize, scratch):
+    """Return (band, chunk, lists) for the fused kernels, the lists' workspace from scratch.
 
     The rows of a band, the channels of a chunk, and the arguments that list each
     image's maxima by chunk and position (see ``list_maxima`` in the kernels): the
@@ -160,20 +149,20 @@ def _bands_and_chunks(maxima, itemsize):
     e_h, e_w = maxima.e
     block_row = np.arange(H, dtype=np.intp) // e_h
     block_col = np.arange(W, dtype=np.intp) // e_w
-    bounds = allocate("workspace", (N, -(-C // chunk) * H * W + 1), np.intp)
-    channels = allocate("workspace", (N, C * L), np.int32)
+    bounds = scratch.empty("workspace", (N, -(-C // chunk) * H * W + 1), np.intp)
+    channels = scratch.empty("workspace", (N, C * L), np.int32)
     return band, chunk, (block_row, block_col, bounds, channels)
 
 
-def forward(x, bias, maxima, num_threads):
-    """Run the fused forward kernel on checked operands."""
+def forward(x, bias, maxima, num_threads, scratch):
+    """Run the fused forward kernel on checked operands, its workspace from scratch."""
     N, C, H, W = x.shape
     y = allocate("output", x.shape, x.dtype)
     if N == 0:
         # Nothing to spread; an empty batch's planes may be too tall for the workspace.
         return y
-    band, chunk, lists = _bands_and_chunks(maxima, x.itemsize)
-    values = allocate("workspace", lists[-1].shape, x.dtype)
+    band, chunk, lists = _bands_and_chunks(maxima, x.itemsize, scratch)
+    values = scratch.empty("workspace", lists[-1].shape, x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
                               maxima.weight_t, bias, *lists, values, y.reshape(N, C, H * W),
                               maxima.pooled_w, chunk, band, num_threads)
@@ -203,28 +192,36 @@ def pool_skip_backward(grad_output, x, weight, e=2, *, needs_bias_grad=True,
     grad_bias : ndarray, shape (C,) or None
     """
     threads = num_threads_value(num_threads)
-    _, _, maxima = find_maxima(x, weight, None, e, threads)
-    return backward(grad_output, maxima, needs_bias_grad, threads)
+    with Scratch() as scratch:
+        _, _, maxima = find_maxima(x, weight, None, e, threads, scratch, scratch.empty)
+        return backward(grad_output, maxima, needs_bias_grad, threads, scratch)
 
 
-def backward(grad_output, maxima, needs_bias_grad, num_threads):
-    """Run the fused backward kernel; grad_output is checked against the forward's x."""
+def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
+    """Run the fused backward kernel, its workspace from scratch.
+
+    grad_output is checked against the forward's x.
+    """
     grad_y = check_grad_output(grad_output, maxima.x_shape)
     check_same_dtype(x=maxima.pooled, grad_output=grad_y)
     N, C, H, W = grad_y.shape
-    grad_t = _transposed(grad_y.reshape(N, C, H * W), num_threads).reshape(N, H, W, C)
+    _, R, S, K = maxima.weight_t.shape
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
-    grad_weight_t = _aligned_empty(maxima.weight_t.shape, grad_y.dtype)
+    grad_weight = allocate("grad_weight", (K, C, R, S), grad_y.dtype)
+    grad_t = _transpose(grad_y.reshape(N, C, H * W),
+                        scratch.empty("workspace", (N, H * W, C), grad_y.dtype),
+                        num_threads).reshape(N, H, W, C)
+    grad_weight_t = scratch.empty("workspace", maxima.weight_t.shape, grad_y.dtype)
     grad_weight_t.fill(0)
     # An empty batch spreads nothing (its planes may be too tall for the workspace).
     if N > 0:
-        band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize)
+        band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize, scratch)
         KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
                                    maxima.pooled, maxima.weight_t, *lists, grad_weight_t,
                                    grad_x.reshape(N, C, H * W), maxima.e[0],
                                    maxima.pooled_w, chunk, band, num_threads)
-    _, R, S, K = grad_weight_t.shape
-    unreversed = np.ascontiguousarray(grad_weight_t[:, :, ::-1]).reshape(1, C * R * S, K)
-    grad_weight = _transposed(unreversed, num_threads).reshape(K, C, R, S)
+    unreversed = scratch.empty("workspace", (1, C * R * S, K), grad_y.dtype)
+    unreversed.reshape(C, R, S, K)[...] = grad_weight_t[:, :, ::-1]
+    _transpose(unreversed, grad_weight.reshape(1, K, C * R * S), num_threads)
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
     return grad_x, grad_weight, grad_bias

@@ -5,6 +5,7 @@ import importlib
 import numpy as np
 
 from fastconv._params import num_threads_value
+from fastconv._scratch import Scratch
 from fastconv.nn.module import WeightedModule
 
 # The module, not the function of the same name that fastconv re-exports.
@@ -40,13 +41,16 @@ class PoolSkip(WeightedModule):
     def forward(self, x):
         """Apply the block to x (N, channels, H, W); keep its maxima for backward."""
         threads = num_threads_value(None)
-        x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, self.bias_data(), self.e,
-                                                  threads)
-        return _fused.forward(x, bias, self.maxima, threads)
+        with Scratch() as scratch:
+            x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, self.bias_data(),
+                                                      self.e, threads, scratch)
+            return _fused.forward(x, bias, self.maxima, threads, scratch)
 
     def backward(self, grad_output):
         """Return grad_input; accumulate the weight and bias gradients."""
-        grad_x, grad_w, grad_b = _fused.backward(grad_output, self._saved("maxima"),
-                                                 self.bias is not None, num_threads_value(None))
+        with Scratch() as scratch:
+            grad_x, grad_w, grad_b = _fused.backward(grad_output, self._saved("maxima"),
+                                                     self.bias is not None,
+                                                     num_threads_value(None), scratch)
         self.accumulate(grad_w, grad_b)
         return grad_x
