@@ -15,7 +15,6 @@ from typing import NamedTuple
 import numpy as np
 
 from fastconv._dispatch import KERNELS
-from fastconv._kernels import _transpose as _transpose_kernels
 from fastconv._params import (
     allocate,
     as_4d_float_array,
@@ -49,7 +48,7 @@ def _transpose(matrices, out, num_threads):
     NumPy copies a transposed array element by element; the kernel copies it tile
     by tile, in parallel. Return ``out``.
     """
-    _transpose_kernels.transpose(matrices, out, num_threads)
+    KERNELS.pool_skip.transpose(matrices, out, num_threads)
     return out
 
 

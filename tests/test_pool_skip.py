@@ -7,7 +7,7 @@ import pytest
 from conftest import DTYPES, TOLERANCE, assert_close, check_gradients_of, tie_free, torch_or_skip
 
 import fastconv
-from fastconv._kernels import _transpose
+from fastconv._dispatch import KERNELS
 from fastconv.testing import conv2d_backward_reference, pool_skip_reference
 
 # (N, C, H, W), e, (R, S): e dividing H and W or not, non-square windows and kernels.
@@ -146,13 +146,14 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(3, 70, 45), (1, 32, 64), (2, 1, 33), (0, 5, 5)])
+@pytest.mark.parametrize("shape", [(3, 70, 45), (1, 32, 64), (2, 1, 33), (0, 5, 5),
+                                   (2, 130, 37), (1, 16, 0)])
 def test_tile_transposition_of_the_layouts(shape, dtype, rng):
     """The kernel behind the filters' and gradient's layouts, on partial tiles too."""
     src = rng.standard_normal(shape).astype(dtype)
     for threads in (1, 2):
         dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype=dtype)
-        _transpose.transpose(src, dst, threads)
+        KERNELS.pool_skip.transpose(src, dst, threads)
         np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
 
 

@@ -50,6 +50,10 @@ cdef extern from "bits.h" nogil:
 
 
 cdef extern from "transpose_tile.h" nogil:
+    void fastconv_transpose_f32(float* dst, Py_ssize_t dst_pitch, const float* src,
+                                Py_ssize_t src_pitch, Py_ssize_t M, Py_ssize_t P)
+    void fastconv_transpose_f64(double* dst, Py_ssize_t dst_pitch, const double* src,
+                                Py_ssize_t src_pitch, Py_ssize_t M, Py_ssize_t P)
     void fastconv_add_pixels_f32(float* y, const float* x, Py_ssize_t pitch,
                                  const float* const* pixels, Py_ssize_t P, const float* bias,
                                  Py_ssize_t K)
@@ -67,6 +71,32 @@ cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const f
         fastconv_dot_group_f32(a, a_pitch, b, b_pitch, rows, n, count, out)
     else:
         fastconv_dot_group_f64(a, a_pitch, b, b_pitch, rows, n, count, out)
+
+
+cdef enum:
+    # Rows of a matrix that one work item of ``transpose`` takes.
+    STRIP = 64
+
+
+def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
+              floating[:, :, ::1] dst,         # OUT (B, P, M)
+              int num_threads):
+    """``dst[b] = src[b].T``, through tiles transposed in registers (transpose_tile.h);
+    a work item is a strip of STRIP rows of one matrix: the layout changes of the
+    filters and of the gradient (channels first <-> channels last)."""
+    cdef Py_ssize_t B = src.shape[0], M = src.shape[1], P = src.shape[2]
+    cdef Py_ssize_t strips = (M + STRIP - 1) // STRIP, item, b, i0, i1
+    if B == 0 or M == 0 or P == 0:
+        return
+    with nogil:
+        for item in prange(B * strips, schedule="static", num_threads=num_threads):
+            b = item // strips
+            i0 = (item % strips) * STRIP
+            i1 = i0 + STRIP if i0 + STRIP < M else M
+            if floating is float:
+                fastconv_transpose_f32(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
+            else:
+                fastconv_transpose_f64(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
 
 
 cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
