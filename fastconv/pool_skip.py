@@ -26,17 +26,17 @@ from fastconv._params import (
     num_threads_value,
     pool_geometry,
 )
-from fastconv._scratch import Scratch, aligned_empty
+from fastconv._scratch import Scratch
 from fastconv.conv import _bias_grad
 from fastconv.pool import max_pool2d
 
 
 class Maxima(NamedTuple):
-    """What both passes need: x's maxima and the filters in the kernels' layout."""
+    """What both passes need: x's maxima and the filters."""
 
     pooled: np.ndarray    # (N, C, L) values of the maxima, L = OH * OW
     indices: np.ndarray   # (N, C, L) their flat positions in x's (H, W) planes
-    weight_t: np.ndarray  # (C, R, S, K): weight[k, c, r, S - 1 - s]
+    weight: np.ndarray    # (K, C, R, S), C-contiguous
     e: tuple              # (e_h, e_w): the pooling window and stride
     pooled_w: int         # OW
     x_shape: tuple        # (N, C, H, W)
@@ -52,14 +52,8 @@ def _transpose(matrices, out, num_threads):
     return out
 
 
-def find_maxima(x, weight, bias, e, num_threads, scratch, keep=aligned_empty):
-    """Validate the operands and pool x; return (x, bias, Maxima).
-
-    ``scratch`` (a :class:`~fastconv._scratch.Scratch`) holds the temporaries;
-    ``keep(name, shape, dtype)`` allocates the filters in the kernels' layout:
-    ``scratch.empty`` when the maxima die with the call, fresh memory (the default)
-    when they are kept for a backward pass.
-    """
+def find_maxima(x, weight, bias, e, num_threads):
+    """Validate the operands and pool x; return (x, bias, Maxima)."""
     x = as_4d_float_array("x", x)
     weight = as_4d_float_array("weight", weight)
     check_same_dtype(x=x, weight=weight)
@@ -81,16 +75,8 @@ def find_maxima(x, weight, bias, e, num_threads, scratch, keep=aligned_empty):
     N = x.shape[0]
     pooled, indices = max_pool2d(x, e, return_indices=True, num_threads=num_threads)
     L = g["OH"] * g["OW"]
-    # The kernels' layout: for one input channel and filter row, the S taps' rows over
-    # the output channels end to end, in the order of the output pixels they reach
-    # (a tile transposition, then the reversal of s, which copies whole rows of K).
-    unreversed = _transpose(weight.reshape(1, K, C * R * S),
-                            scratch.empty("workspace", (1, C * R * S, K), weight.dtype),
-                            num_threads)
-    weight_t = keep("workspace", (C, R, S, K), weight.dtype)
-    weight_t[...] = unreversed.reshape(C, R, S, K)[:, :, ::-1]
-    return x, bias, Maxima(pooled.reshape(N, C, L), indices.reshape(N, C, L), weight_t,
-                           e, g["OW"], x.shape)
+    return x, bias, Maxima(pooled.reshape(N, C, L), indices.reshape(N, C, L), weight, e,
+                           g["OW"], x.shape)
 
 
 def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
@@ -115,8 +101,8 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
         ``output_size=(H, W)``) and conv2d (``padding='same'``) plus x.
     """
     threads = num_threads_value(num_threads)
+    x, bias, maxima = find_maxima(x, weight, bias, e, threads)
     with Scratch() as scratch:
-        x, bias, maxima = find_maxima(x, weight, bias, e, threads, scratch, scratch.empty)
         return forward(x, bias, maxima, threads, scratch)
 
 
@@ -125,32 +111,56 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
 #: small enough to stay in a core's L2 cache beside the filters.
 BAND_BYTES = 256 * 1024
 
-#: Bytes of the filters of one chunk of input channels, whose maxima the kernels
-#: take over a band before they move to the next chunk: half a core's L2
-#: cache (on 256 channels of 14 x 14 the kernel alone ran 10-20 % faster with 1 MiB
-#: than with 256 KiB).
+#: Bytes of the filters of one chunk of input channels, whose maxima the backward
+#: takes over a band before it moves to the next chunk: half a core's L2 cache (on
+#: 256 channels of 14 x 14 the kernel alone ran 10-20 % faster with 1 MiB than with
+#: 256 KiB).
 CHUNK_BYTES = 1024 * 1024
 
+#: Bytes of the forward's filters for one chunk of input channels and one block of
+#: output channels, which a run's maxima sweep block after block: about a core's
+#: L1 cache. (On 64 and 256 channels 24 KiB ran 4-25 % slower, with fewer maxima per
+#: sweep; 96 KiB and more as fast or slower.)
+SLAB_BYTES = 48 * 1024
 
-def _bands_and_chunks(maxima, itemsize, scratch):
-    """Return (band, chunk, lists) for the fused kernels, the lists' workspace from scratch.
+#: The most pixels of a row whose maxima the forward lists at once: it bounds the
+#: lists' workspace (R * chunk entries per pixel) on very wide rows.
+RUN_PIXELS = 512
 
-    The rows of a band, the channels of a chunk, and the arguments that list each
-    image's maxima by chunk and position (see ``list_maxima`` in the kernels): the
-    block row and column of each position, and the workspace of the lists' bounds and
-    channels.
+
+def _lists(maxima, chunk, scratch):
+    """Return the arguments of the kernels' lists of each image's maxima.
+
+    ``list_maxima`` in the kernels lists them by chunk of ``chunk`` channels and by
+    position; it takes the block row and column of each position, and the lists'
+    bounds and channels (from scratch).
     """
     N, C, H, W = maxima.x_shape
     L = maxima.indices.shape[2]
-    _, R, S, K = maxima.weight_t.shape
-    band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * itemsize))
-    chunk = equal_part(C, CHUNK_BYTES // (R * S * K * itemsize))
     e_h, e_w = maxima.e
     block_row = np.arange(H, dtype=np.intp) // e_h
     block_col = np.arange(W, dtype=np.intp) // e_w
     bounds = scratch.empty("workspace", (N, -(-C // chunk) * H * W + 1), np.intp)
     channels = scratch.empty("workspace", (N, C * L), np.int32)
-    return band, chunk, (block_row, block_col, bounds, channels)
+    return block_row, block_col, bounds, channels
+
+
+def _filter_blocks(weight, lanes, num_threads, scratch):
+    """Return weight (K, C, R, S) as (ceil(K / lanes), C, R, S, lanes), zero past K.
+
+    The forward kernel's layout: blocks of one vector of output channels.
+    """
+    K, C, R, S = weight.shape
+    blocks = -(-K // lanes)
+    if K % lanes:
+        padded = scratch.empty("workspace", (blocks * lanes, C, R, S), weight.dtype)
+        padded[:K] = weight
+        padded[K:] = 0
+        weight = padded
+    filters = scratch.empty("workspace", (blocks, C, R, S, lanes), weight.dtype)
+    _transpose(weight.reshape(blocks, lanes, C * R * S),
+               filters.reshape(blocks, C * R * S, lanes), num_threads)
+    return filters
 
 
 def forward(x, bias, maxima, num_threads, scratch):
@@ -160,11 +170,24 @@ def forward(x, bias, maxima, num_threads, scratch):
     if N == 0:
         # Nothing to spread; an empty batch's planes may be too tall for the workspace.
         return y
-    band, chunk, lists = _bands_and_chunks(maxima, x.itemsize, scratch)
+    R, S = maxima.weight.shape[2:]
+    lanes = KERNELS.pool_skip.filter_lanes(x.itemsize)
+    filters = _filter_blocks(maxima.weight, lanes, num_threads, scratch)
+    pixel = filters.shape[0] * lanes
+    band = equal_part(H, BAND_BYTES // ((W + S - 1) * pixel * x.itemsize))
+    chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
+    run = min(W, RUN_PIXELS)
+    workers = min(num_threads, N * -(-H // band))
+    lists = _lists(maxima, chunk, scratch)
     values = scratch.empty("workspace", lists[-1].shape, x.dtype)
-    KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled,
-                              maxima.weight_t, bias, *lists, values, y.reshape(N, C, H * W),
-                              maxima.pooled_w, chunk, band, num_threads)
+    acc = scratch.empty("workspace", (workers, band * (W + S - 1) * pixel), x.dtype)
+    starts = scratch.empty("workspace", (workers, run + 1), np.intp)
+    offsets = scratch.empty("workspace", (workers, R * chunk * run), np.int32)
+    scales = scratch.empty("workspace", (workers, R * chunk * run), x.dtype)
+    KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled, filters,
+                              bias, *lists, values, acc, starts, offsets, scales,
+                              y.reshape(N, C, H * W), maxima.pooled_w, chunk, band, run,
+                              num_threads)
     return y
 
 
@@ -191,8 +214,8 @@ def pool_skip_backward(grad_output, x, weight, e=2, *, needs_bias_grad=True,
     grad_bias : ndarray, shape (C,) or None
     """
     threads = num_threads_value(num_threads)
+    _, _, maxima = find_maxima(x, weight, None, e, threads)
     with Scratch() as scratch:
-        _, _, maxima = find_maxima(x, weight, None, e, threads, scratch, scratch.empty)
         return backward(grad_output, maxima, needs_bias_grad, threads, scratch)
 
 
@@ -204,23 +227,31 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     grad_y = check_grad_output(grad_output, maxima.x_shape)
     check_same_dtype(x=maxima.pooled, grad_output=grad_y)
     N, C, H, W = grad_y.shape
-    _, R, S, K = maxima.weight_t.shape
+    K, _, R, S = maxima.weight.shape
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight = allocate("grad_weight", (K, C, R, S), grad_y.dtype)
     grad_t = _transpose(grad_y.reshape(N, C, H * W),
                         scratch.empty("workspace", (N, H * W, C), grad_y.dtype),
                         num_threads).reshape(N, H, W, C)
-    grad_weight_t = scratch.empty("workspace", maxima.weight_t.shape, grad_y.dtype)
+    # The filters as weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s] (see the kernel).
+    unreversed = _transpose(maxima.weight.reshape(1, K, C * R * S),
+                            scratch.empty("workspace", (1, C * R * S, K), grad_y.dtype),
+                            num_threads).reshape(C, R, S, K)
+    weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
+    weight_t[...] = unreversed[:, :, ::-1]
+    grad_weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
     grad_weight_t.fill(0)
     # An empty batch spreads nothing (its planes may be too tall for the workspace).
     if N > 0:
-        band, chunk, lists = _bands_and_chunks(maxima, grad_y.itemsize, scratch)
+        band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * grad_y.itemsize))
+        chunk = equal_part(C, CHUNK_BYTES // (R * S * K * grad_y.itemsize))
+        lists = _lists(maxima, chunk, scratch)
         KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                                   maxima.pooled, maxima.weight_t, *lists, grad_weight_t,
+                                   maxima.pooled, weight_t, *lists, grad_weight_t,
                                    grad_x.reshape(N, C, H * W), maxima.e[0],
                                    maxima.pooled_w, chunk, band, num_threads)
-    unreversed = scratch.empty("workspace", (1, C * R * S, K), grad_y.dtype)
-    unreversed.reshape(C, R, S, K)[...] = grad_weight_t[:, :, ::-1]
-    _transpose(unreversed, grad_weight.reshape(1, K, C * R * S), num_threads)
+    unreversed[...] = grad_weight_t[:, :, ::-1]
+    _transpose(unreversed.reshape(1, C * R * S, K), grad_weight.reshape(1, K, C * R * S),
+               num_threads)
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
     return grad_x, grad_weight, grad_bias

@@ -109,20 +109,24 @@ def test_pool_skip_is_bitwise_equal_for_one_and_two_threads(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
 def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
-    """Budgets shrunk to bands of 2 rows (2+2+2+2+1) and chunks of ``chunk`` input
+    """Budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1), chunks of ``chunk`` input
     channels (3+3+1; five of 26, two of them across the 64-channel words of the
-    maxima's masks): every band meets maxima of its neighbours' rows, and each
-    chunk's maxima add to what the previous chunks left, in the forward pass and in
-    the backward's input gradient. With 130 channels more maxima than one group of
-    the kernels' sweeps share a position, and the forward's output leaves through
+    maxima's masks) and runs of 4 pixels (4+4+2): every band meets maxima of its
+    neighbours' rows, and each chunk's maxima add to what the previous chunks left,
+    in the forward pass and in the backward's input gradient. With 130 channels more
+    maxima than one group of the kernels' sweeps share a position, the forward's
+    filters end in a partial block of output channels, and its output leaves through
     whole tiles of pixels and channels and through the partial ones beside them."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
     gy = rng.standard_normal(x.shape).astype(dtype)
     itemsize = np.dtype(dtype).itemsize
+    lanes = KERNELS.pool_skip.filter_lanes(itemsize)
     monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
     monkeypatch.setattr(module, "CHUNK_BYTES", chunk * 9 * C * itemsize)
+    monkeypatch.setattr(module, "SLAB_BYTES", chunk * 9 * lanes * itemsize)
+    monkeypatch.setattr(module, "RUN_PIXELS", 4)
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)

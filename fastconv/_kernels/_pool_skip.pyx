@@ -3,16 +3,17 @@
 ``max_unpool(max_pool_e(x))`` is zero except at one position per e x e block in each
 channel, so its "same" convolution needs 1/e^2 of a dense convolution's work: each
 maximum is spread through the R x S taps instead of convolving a map of zeros.
-The weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``: for one
-input channel and filter row, the S taps' rows over the output channels lie end to
-end, in the order of the output pixels they reach. A maximum at column iw thus meets
-S * K contiguous weights and S * K contiguous output elements (channels last): one
-long multiply-add per maximum and filter row, which vectorises. The forward sums
-those of all the maxima at one column in one sweep (see scaled_rows.h), so their
-output elements are read and written once; the weight gradient does the same with
-the maxima of one channel, QUEUE at a time. The input gradient takes the maxima at
-one position GROUP at a time, their dot products with the same gradient rows in one
-sweep.
+The backward's weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``:
+for one input channel and filter row, the S taps' rows over the output channels lie
+end to end, in the order of the output pixels they reach. A maximum at column iw thus
+meets S * K contiguous weights and S * K contiguous output elements (channels last):
+one long multiply-add per maximum and filter row, which vectorises. The weight
+gradient sums those of the maxima of one channel, QUEUE at a time, in one sweep (see
+scaled_rows.h). The input gradient takes the maxima at one position GROUP at a time,
+their dot products with the same gradient rows in one sweep. The forward takes the
+same layout in blocks of one vector of output channels, so that the filters of a
+block and a chunk of input channels stay in the L1 cache while a band's maxima pass
+(see ``forward``).
 
 Both passes find the maxima at a position in a list built once per image (see
 ``list_maxima``), rather than by reading each channel's indices again.
@@ -21,8 +22,8 @@ Results are bitwise the same for every thread count: every output element has on
 writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -47,6 +48,16 @@ cdef extern from "simd_dot.h" nogil:
 
 cdef extern from "bits.h" nogil:
     int fastconv_lowest_bit(uint64_t word)
+
+
+cdef extern from "spread_taps.h" nogil:
+    const int FASTCONV_VECTOR_BYTES
+    void fastconv_spread_run_f32(float* row, Py_ssize_t pitch, const float* slab,
+                                 const Py_ssize_t* starts, const int32_t* offsets,
+                                 const float* scales, Py_ssize_t pixels, Py_ssize_t taps)
+    void fastconv_spread_run_f64(double* row, Py_ssize_t pitch, const double* slab,
+                                 const Py_ssize_t* starts, const int32_t* offsets,
+                                 const double* scales, Py_ssize_t pixels, Py_ssize_t taps)
 
 
 cdef extern from "transpose_tile.h" nogil:
@@ -97,6 +108,19 @@ def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
                 fastconv_transpose_f32(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
             else:
                 fastconv_transpose_f64(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
+
+
+cdef inline void spread_run(floating* row, Py_ssize_t pitch, const floating* slab,
+                            const Py_ssize_t* starts, const int32_t* offsets,
+                            const floating* scales, Py_ssize_t pixels,
+                            Py_ssize_t taps) noexcept nogil:
+    """Pixel p < pixels of a run gains, at its taps s < taps (``pitch`` elements apart
+    from ``row + p * pitch``), the vectors ``offsets[t] - s * LANES`` of the slab times
+    ``scales[t]``, for its entries t (spread_taps.h)."""
+    if floating is float:
+        fastconv_spread_run_f32(row, pitch, slab, starts, offsets, scales, pixels, taps)
+    else:
+        fastconv_spread_run_f64(row, pitch, slab, starts, offsets, scales, pixels, taps)
 
 
 cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
@@ -198,70 +222,99 @@ cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t 
     return 0
 
 
-cdef void spread_row(floating* acc_row, const floating** rows, floating* scales,
-                     const Py_ssize_t* bounds, const int32_t* channels, const floating* values,
-                     const floating* weight_t, Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W,
-                     Py_ssize_t R, Py_ssize_t S, Py_ssize_t K) noexcept nogil:
-    """Add to output row oh the maxima listed from ``bounds`` (one chunk's lists).
+cdef Py_ssize_t list_run(const Py_ssize_t* bounds, const int32_t* channels,
+                         const floating* values, Py_ssize_t c0, Py_ssize_t oh, Py_ssize_t iw0,
+                         Py_ssize_t iw1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t R,
+                         Py_ssize_t slab_row, Py_ssize_t lanes, Py_ssize_t* starts,
+                         int32_t* offsets, floating* scales) noexcept nogil:
+    """List, for each column iw0 <= iw < iw1 of output row oh, the maxima of one chunk
+    (listed from ``bounds``, its first channel c0) that reach the row from column iw.
 
     Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
-    maxima at one column iw of those rows reach the same S pixels of the row: their
-    weight rows go into one sweep over those pixels' S * K channels (``rows`` and
-    ``scales`` hold R * chunk of them, the most there can be), so the row is read and
-    written once.
+    maxima at one column iw of those rows reach the same S pixels of the row, from the
+    pixel at iw on: entries ``starts[iw - iw0]`` to ``starts[iw - iw0 + 1] - 1`` give
+    the vector of their first tap (filter column S - 1) in a slab of the filters
+    (``offsets``, ``slab_row`` elements per channel and filter row) and their values
+    (``scales``), filter row by filter row, in channel order. There are at most
+    R * chunk * (iw1 - iw0), one per filter row, channel and column. Return their
+    number.
     """
-    cdef Py_ssize_t span = S * K, count, iw, r, q, i
     cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
     cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
-    cdef const floating* filter_row
-    for iw in range(W):
-        count = 0
+    cdef Py_ssize_t iw, r, q, i, count = 0
+    for iw in range(iw0, iw1):
+        starts[iw - iw0] = count
         for r in range(r_lo, r_hi):
             q = (oh - R // 2 + r) * W + iw
-            filter_row = weight_t + r * span
             for i in range(bounds[q], bounds[q + 1]):
-                rows[count] = filter_row + channels[i] * R * span
+                offsets[count] = <int32_t> (((channels[i] - c0) * R + r + 1) * slab_row
+                                            - lanes)
                 scales[count] = values[i]
                 count = count + 1
-        if count:
-            add_scaled_rows(acc_row + iw * K, rows, scales, count, span)
+    starts[iw1 - iw0] = count
+    return count
+
+
+def filter_lanes(Py_ssize_t itemsize):
+    """The output channels of one block of the forward's filters: one vector of the build."""
+    return FASTCONV_VECTOR_BYTES // itemsize
 
 
 def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == C
             const int64_t[:, :, ::1] indices,           # IN  (N, C, L), in [0, H*W)
             const floating[:, :, ::1] pooled,           # IN  (N, C, L)
-            const floating[:, :, :, ::1] weight_t,      # IN  (C, R, S, K), s reversed
+            const floating[:, :, :, :, ::1] filters,    # IN  (K_blocks, C, R, S, LANES)
             const floating[::1] bias,                   # IN  (K,) or None
             const Py_ssize_t[::1] block_row,            # IN  (H,): ih // e_h
             const Py_ssize_t[::1] block_col,            # IN  (W,): iw // e_w
             Py_ssize_t[:, ::1] bounds,                  # WORK (N, ceil(C / chunk) * H*W + 1)
             int32_t[:, ::1] channels,                   # WORK (N, C * L)
             floating[:, ::1] values,                    # WORK (N, C * L)
+            floating[:, ::1] acc,                       # WORK (workers, band * row_len)
+            Py_ssize_t[:, ::1] starts,                  # WORK (workers, run + 1)
+            int32_t[:, ::1] offsets,                    # WORK (workers, R * chunk * run)
+            floating[:, ::1] scales,                    # WORK (workers, R * chunk * run)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
-            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, int num_threads):
+            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, Py_ssize_t run,
+            int num_threads):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
+    The lists of maxima take ``num_threads`` threads; the bands at most one per row of
+    ``acc``, ``starts``, ``offsets`` and ``scales``: their workers' scratch.
+
+    ``filters[b, c, r, s, l] = weight[b * LANES + l, c, r, s]``, zero past K: blocks of
+    LANES output channels (see ``filter_lanes``). A maximum at column iw reaches pixel
+    iw + s of the accumulator's row (pad pixels on) through filter column S - 1 - s: the
+    taps' vectors run backwards.
+
     First each image's maxima are listed by position (see ``list_maxima``). A band
-    then accumulates channels last in a per-thread buffer whose rows have
-    pad = S // 2 spare pixels on each side, so a maximum at column iw adds its S taps
-    to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after chunk of
-    ``chunk`` input channels, whose filters stay in cache, each output row takes the
-    maxima that reach it, position by position (see ``spread_row``). The interior is
-    then transposed into y beside x and the bias (see ``add_pixels``). The sum at each
-    output element runs over (chunk, column, filter row, channel) in that order
-    whatever the bands and threads.
+    then accumulates channels last in its worker's rows of ``acc``, K_blocks * LANES
+    channels per pixel, with pad = S // 2 spare pixels on each side of a row, so a
+    maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of a row without
+    bounds checks. Chunk after chunk of ``chunk`` input channels, row after row, the
+    maxima that reach a run of at most ``run`` pixels of the row are listed by pixel
+    (see ``list_run``); then block after block of output channels, whose slab of the
+    filters for the chunk stays in the L1 cache, every pixel of the run sweeps its list
+    (spread_taps.h). The interior is then transposed into y
+    beside x and the bias (see ``add_pixels``). The sum at each output element runs
+    over (chunk, column, filter row, channel) in that order whatever the bands and
+    threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
-    cdef Py_ssize_t K = weight_t.shape[3], R = weight_t.shape[1], S = weight_t.shape[2]
+    cdef Py_ssize_t K = x.shape[1], K_blocks = filters.shape[0], LANES = filters.shape[4]
+    cdef Py_ssize_t R = filters.shape[2], S = filters.shape[3]
     cdef Py_ssize_t H = block_row.shape[0], W = block_col.shape[0], plane = H * W
-    cdef Py_ssize_t pad_w = S // 2, row_len = (W + 2 * pad_w) * K
+    cdef Py_ssize_t pad_w = S // 2, pixel = K_blocks * LANES, row_len = (W + 2 * pad_w) * pixel
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, oh0, oh1, q, oh, ow
+    cdef int workers = <int> acc.shape[0]
+    cdef Py_ssize_t slab_row = S * LANES, item, n, oh0, oh1, q, b, oh, ow, iw0, iw1
+    cdef Py_ssize_t k, worker
     cdef const floating* bias_or_null = NULL
-    cdef void* raw = NULL
-    cdef floating* acc = NULL
-    cdef const floating** rows = NULL
-    cdef floating* scales = NULL
+    cdef floating* band_acc
+    cdef floating* row
+    cdef Py_ssize_t* run_starts
+    cdef int32_t* run_offsets
+    cdef floating* run_scales
     cdef const floating** pixels = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
@@ -273,37 +326,44 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
                            &block_col[0], H, W, chunk, &bounds[n, 0], &channels[n, 0],
                            &values[n, 0]):
                 failed_flag[0] = 1
-        with parallel(num_threads=num_threads):
-            raw = malloc(band * row_len * sizeof(floating) + 64)
-            acc = <floating*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
-            # The weight rows and values of the maxima that reach one pixel.
-            rows = <const floating**> malloc(R * chunk * sizeof(floating*))
-            scales = <floating*> malloc(R * chunk * sizeof(floating))
+        # At most one worker per scratch row of acc: threadid() picks the row.
+        with parallel(num_threads=workers):
             # Where each output pixel of a band lies in acc, row after row.
             pixels = <const floating**> malloc(band * W * sizeof(floating*))
-            if raw == NULL or rows == NULL or scales == NULL or pixels == NULL:
+            if pixels == NULL:
                 failed_flag[0] = 1
             for item in prange(N * bands, schedule="static"):
                 if failed_flag[0]:
                     continue
+                worker = threadid()
+                band_acc = &acc[worker, 0]
+                run_starts = &starts[worker, 0]
+                run_offsets = &offsets[worker, 0]
+                run_scales = &scales[worker, 0]
                 n = item // bands
                 oh0 = (item % bands) * band
                 oh1 = oh0 + band if oh0 + band < H else H
-                memset(acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
+                memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
                 for q in range(chunks):
                     for oh in range(oh0, oh1):
-                        spread_row(acc + (oh - oh0) * row_len, rows, scales,
-                                   &bounds[n, q * plane], &channels[n, 0], &values[n, 0],
-                                   &weight_t[0, 0, 0, 0], oh, H, W, R, S, K)
+                        for k in range((W + run - 1) // run):
+                            iw0 = k * run
+                            iw1 = iw0 + run if iw0 + run < W else W
+                            if list_run(&bounds[n, q * plane], &channels[n, 0], &values[n, 0],
+                                        q * chunk, oh, iw0, iw1, H, W, R, slab_row, LANES,
+                                        run_starts, run_offsets, run_scales) == 0:
+                                continue
+                            row = band_acc + (oh - oh0) * row_len + iw0 * pixel
+                            for b in range(K_blocks):
+                                spread_run(row + b * LANES, pixel,
+                                           &filters[b, q * chunk, 0, 0, 0], run_starts,
+                                           run_offsets, run_scales, iw1 - iw0, S)
                 for oh in range(oh0, oh1):
                     for ow in range(W):
-                        pixels[(oh - oh0) * W + ow] = (acc + (oh - oh0) * row_len
-                                                       + (pad_w + ow) * K)
+                        pixels[(oh - oh0) * W + ow] = (band_acc + (oh - oh0) * row_len
+                                                       + (pad_w + ow) * pixel)
                 add_pixels(&y[n, 0, oh0 * W], &x[n, 0, oh0 * W], plane, pixels,
                            (oh1 - oh0) * W, bias_or_null, K)
-            free(raw)
-            free(rows)
-            free(scales)
             free(pixels)
     if failed:
         raise MemoryError("pool_skip: no memory for its scratch buffers")

@@ -41,9 +41,9 @@ class PoolSkip(WeightedModule):
     def forward(self, x):
         """Apply the block to x (N, channels, H, W); keep its maxima for backward."""
         threads = num_threads_value(None)
+        x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, self.bias_data(),
+                                                  self.e, threads)
         with Scratch() as scratch:
-            x, bias, self.maxima = _fused.find_maxima(x, self.weight.data, self.bias_data(),
-                                                      self.e, threads, scratch)
             return _fused.forward(x, bias, self.maxima, threads, scratch)
 
     def backward(self, grad_output):
