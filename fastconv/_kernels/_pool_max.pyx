@@ -316,7 +316,8 @@ cdef int pool_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, rows, inner_lo, inner_hi
     cdef Py_ssize_t band = band_height(g, sizeof(floating) + sizeof(code_t))
     cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
-    cdef bint with_indices = indices is not None, ready
+    # Set by each thread; initialised here too, since OpenMP copies it into each thread.
+    cdef bint with_indices = indices is not None, ready = False
     cdef floating* row_best = NULL
     cdef code_t* row_code = NULL
     cdef code_t* code = NULL
