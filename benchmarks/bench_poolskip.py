@@ -9,12 +9,16 @@ one process with the same thread count, interleaved, medians compared:
 - torch: the same composition of ``torch.nn.functional`` ops, autograd for backward.
 
 ``x composed`` = composed time / fused time (the issue asks for at least e^2 / 2);
-``R torch`` = torch time / fused time. Float32, NCHW.
+``R torch`` = torch time / fused time; ``faults`` = page faults per fused call when
+it runs back to back alone in a fresh process, as in a training loop (memory fresh
+from the system costs one per 4 KiB page it touches). Float32, NCHW.
 
     python benchmarks/bench_poolskip.py [--threads 2] [--cases S1 S2] [--e 2 4]
 """
 
 import argparse
+import multiprocessing
+import resource
 
 import numpy as np
 import torch
@@ -85,6 +89,33 @@ def make_passes(x, w, b, gy, e, threads):
     }
 
 
+def operands(shape):
+    """x, weight, bias and grad_output for a case, the same in every process."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    C = shape[1]
+    w = (rng.standard_normal((C, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(C, dtype=np.float32)
+    gy = rng.standard_normal(shape, dtype=np.float32)
+    return x, w, b, gy
+
+
+def fused_faults(shape, e, pass_name, threads, calls=10):
+    """Minor page faults per fused call, called back to back (run in a fresh process)."""
+    x, w, b, gy = operands(shape)
+    if pass_name == "forward":
+        def function():
+            return fastconv.pool_skip(x, w, b, e, num_threads=threads)
+    else:
+        def function():
+            return fastconv.pool_skip_backward(gy, x, w, e, num_threads=threads)
+    function()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        function()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2])
@@ -96,25 +127,25 @@ def main():
     print(f"fastconv {fastconv.__version__}, torch {torch.__version__}, float32 NCHW, "
           f"medians of interleaved runs; torch backward includes its forward")
     print(f"{'case':4} {'shape':>16} {'e':>2} {'pass':8} {'thr':>3} {'fused ms':>9} "
-          f"{'composed':>9} {'torch ms':>9} {'x composed':>10} {'e^2/2':>6} {'R torch':>8}")
+          f"{'composed':>9} {'torch ms':>9} {'x composed':>10} {'e^2/2':>6} {'R torch':>8} "
+          f"{'faults':>7}")
+    fresh = multiprocessing.get_context("spawn")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for name in args.cases:
             shape = CASES[name]
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal(shape, dtype=np.float32)
-            C = shape[1]
-            w = (rng.standard_normal((C, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
-            b = rng.standard_normal(C, dtype=np.float32)
-            gy = rng.standard_normal(shape, dtype=np.float32)
+            x, w, b, gy = operands(shape)
             for e in args.e:
                 for pass_name, calls in make_passes(x, w, b, gy, e, threads).items():
                     repeats = repeats_for(calls[1], least=9)
                     fused, composed, theirs = interleaved_medians(list(calls), repeats)
+                    # A fresh process: this one's allocator has met the other paths.
+                    with fresh.Pool(1) as pool:
+                        faults = pool.apply(fused_faults, (shape, e, pass_name, threads))
                     print(f"{name:4} {str(shape):>16} {e:2d} {pass_name:8} {threads:3d} "
                           f"{fused * 1e3:9.2f} {composed * 1e3:9.2f} {theirs * 1e3:9.2f} "
-                          f"{composed / fused:10.2f} {e * e / 2:6.1f} {theirs / fused:8.2f}",
-                          flush=True)
+                          f"{composed / fused:10.2f} {e * e / 2:6.1f} {theirs / fused:8.2f} "
+                          f"{faults:7.0f}", flush=True)
 
 
 if __name__ == "__main__":
