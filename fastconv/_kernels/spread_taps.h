@@ -73,16 +73,16 @@
             if (t0 == t1)                                                                    \
                 continue;                                                                    \
             for (s = 0; s + 4 <= taps; s += 4)                                               \
-                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 4);         \
+                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 4);               \
             switch (taps - s) {                                                              \
             case 3:                                                                          \
-                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 3);         \
+                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 3);               \
                 break;                                                                       \
             case 2:                                                                          \
-                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 2);         \
+                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 2);               \
                 break;                                                                       \
             case 1:                                                                          \
-                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 1);         \
+                name##_group(acc, pitch, slab, offsets, scales, t0, t1, s, 1);               \
                 break;                                                                       \
             }                                                                                \
         }                                                                                    \

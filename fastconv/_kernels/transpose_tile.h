@@ -58,7 +58,7 @@ FASTCONV_TRANSPOSE_PLAIN(double)
     enum { name##_LANES = sizeof(lanes_type) / sizeof(type) };                               \
     enum { name##_STEPS = name##_LANES == 16 ? 4 : name##_LANES == 8 ? 3 :                   \
                           name##_LANES == 4 ? 2 : 1 };                                       \
-    /* Step s, of bit h = 2^s: row i (bit h clear) takes its own columns without bit h */   \
+    /* Step s, of bit h = 2^s: row i (bit h clear) takes its own columns without bit h */    \
     /* and row i + h's with it, each from column c ^ h; row i + h the other halves. */       \
     static inline void name##_masks(index_type* low, index_type* high) {                     \
         int s, c, h;                                                                         \
@@ -107,7 +107,7 @@ FASTCONV_TRANSPOSE_PLAIN(double)
                 for (t = 0; t < LANES; t++)                                                  \
                     memcpy(dst + (j0 + t) * dst_pitch + i0, &rows[t], sizeof rows[t]);       \
             }                                                                                \
-        fastconv_transpose_plain_##type(dst, dst_pitch, src, src_pitch, M_tiles, M,         \
+        fastconv_transpose_plain_##type(dst, dst_pitch, src, src_pitch, M_tiles, M,          \
                                         P_tiles, P);                                         \
     }
 
@@ -162,7 +162,7 @@ FASTCONV_ADD_PIXELS(double, fastconv_tile_f64, fastconv_tile_i64, fastconv_tile_
 #define FASTCONV_TRANSPOSE(type, name)                                                       \
     static inline void name(type* dst, ptrdiff_t dst_pitch, const type* src,                 \
                             ptrdiff_t src_pitch, ptrdiff_t M, ptrdiff_t P) {                 \
-        fastconv_transpose_plain_##type(dst, dst_pitch, src, src_pitch, 0, M, 0, P);        \
+        fastconv_transpose_plain_##type(dst, dst_pitch, src, src_pitch, 0, M, 0, P);         \
     }
 FASTCONV_TRANSPOSE(float, fastconv_transpose_f32)
 FASTCONV_TRANSPOSE(double, fastconv_transpose_f64)
