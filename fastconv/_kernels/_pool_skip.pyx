@@ -6,13 +6,13 @@ maximum is spread through the R x S taps instead of convolving a map of zeros.
 The backward's weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``:
 for one input channel and filter row, the S taps' rows over the output channels lie
 end to end, in the order of the output pixels they reach. A maximum at column iw thus
-meets S * K contiguous weights and S * K contiguous output elements (channels last):
-one long multiply-add per maximum and filter row, which vectorises. The weight
+meets S * K contiguous weights and S * K contiguous gradient elements (channels
+last): one long multiply-add per maximum and filter row, which vectorises. The weight
 gradient sums those of the maxima of one channel, QUEUE at a time, in one sweep (see
 scaled_rows.h). The input gradient takes the maxima at one position GROUP at a time,
 their dot products with the same gradient rows in one sweep. The forward takes the
-same layout in blocks of one vector of output channels, so that the filters of a
-block and a chunk of input channels stay in the L1 cache while a band's maxima pass
+filters in blocks of one vector of output channels instead, so that the filters of a
+block and a chunk of input channels stay near the L1 cache while a run's maxima pass
 (see ``forward``).
 
 Both passes find the maxima at a position in a list built once per image (see
@@ -294,10 +294,11 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     bounds checks. Chunk after chunk of ``chunk`` input channels, row after row, the
     maxima that reach a run of at most ``run`` pixels of the row are listed by pixel
     (see ``list_run``); then block after block of output channels, whose slab of the
-    filters for the chunk stays in the L1 cache, every pixel of the run sweeps its list
-    (spread_taps.h). The interior is then transposed into y
-    beside x and the bias (see ``add_pixels``). The sum at each output element runs
-    over (chunk, column, filter row, channel) in that order whatever the bands and
+    filters for the chunk stays near the L1 cache, every pixel of the run sweeps its
+    list (see ``spread_run``). The interior is then transposed into y beside x and the
+    bias (see ``add_pixels``). The sum at each output element runs chunk after chunk,
+    and within a chunk over the pixel's list (column, filter row, channel) in two
+    sums, of its even and its odd entries: an order fixed whatever the bands and
     threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
