@@ -4,7 +4,7 @@
    s < taps, l < LANES.
 
    The filters are laid out in blocks of LANES output channels (one vector), and a
-   block's rows for a chunk of input channels (a slab of a few dozen KiB) stay in the
+   block's rows for a chunk of input channels (a slab of a few dozen KiB) stay near the
    L1 cache while the maxima of a run of pixels pass through them. Each row of the slab
    holds the taps' vectors end to end, the first tap's last (the filter's columns
    reversed); the accumulator holds the taps' pixels ``pitch`` elements apart (channels
