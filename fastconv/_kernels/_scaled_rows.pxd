@@ -1,6 +1,6 @@
 # Multiply-adds of many rows into one accumulator row in a single sweep (scaled_rows.h),
-# and a queue that gathers the rows for it: shared by Pool Skip's forward (its maxima
-# through the filter taps) and backward (their gradient rows).
+# and a queue that gathers the rows for it: Pool Skip's weight gradient (the gradient
+# rows that its maxima reach). Its forward sweeps blocks of filters (spread_taps.h).
 from cython cimport floating
 
 
