@@ -172,10 +172,15 @@ def forward(x, bias, maxima, num_threads, scratch):
         return y
     R, S = maxima.weight.shape[2:]
     lanes = KERNELS.pool_skip.filter_lanes(x.itemsize)
+    chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
+    if chunk * R * S * lanes > np.iinfo(np.int32).max:
+        # The kernel's lists give where a maximum's taps lie in a chunk's filters as int32.
+        raise ValueError(f"weight: kernel size {(R, S)} is too large for pool_skip "
+                         f"(a chunk of its filters would hold {chunk * R * S * lanes} "
+                         f"elements, over 2**31 - 1)")
     filters = _filter_blocks(maxima.weight, lanes, num_threads, scratch)
     pixel = filters.shape[0] * lanes
     band = equal_part(H, BAND_BYTES // ((W + S - 1) * pixel * x.itemsize))
-    chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
     run = min(W, RUN_PIXELS)
     workers = min(num_threads, N * -(-H // band))
     lists = _lists(maxima, chunk, scratch)

@@ -1,6 +1,7 @@
 """The fused Pool Skip block: references, the composed ops, PyTorch, gradients, threads."""
 
 import importlib
+import types
 
 import numpy as np
 import pytest
@@ -199,6 +200,18 @@ def test_pool_skip_rejects_bad_arguments(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         fastconv.pool_skip(**args)
+
+
+def test_pool_skip_rejects_filters_beyond_the_kernels_int32_offsets(monkeypatch):
+    """The forward's lists give where a maximum's taps lie in a chunk of the filters as
+    int32: a kernel too large for that is refused before the kernel runs. (A real one
+    would need filters of several GiB; vectors of 2**28 lanes stand in for it.)"""
+    module = importlib.import_module("fastconv.pool_skip")
+    huge_lanes = types.SimpleNamespace(filter_lanes=lambda itemsize: 2**28)
+    monkeypatch.setattr(module, "KERNELS", types.SimpleNamespace(pool_skip=huge_lanes))
+    x, weight = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"weight: kernel size \(3, 3\) is too large"):
+        fastconv.pool_skip(x, weight)
 
 
 def test_pool_skip_backward_rejects_a_mismatched_gradient():
