@@ -120,6 +120,39 @@ cdef inline void add_strided_taps(double* acc, const summand* x, Py_ssize_t base
         add_up_to_3_taps(acc, x, base, stride, step, taps, j_lo, j_hi, first)
 
 
+cdef inline void average_rows(floating* y_row, const double* acc, const double* sums,
+                              Py_ssize_t OW, Py_ssize_t rows, bint first, double row_divisor,
+                              const double* col_divisor) noexcept nogil:
+    """``y_row[ow] = (acc[ow] + sums[r * OW + ow] for r < rows, in turn) /
+    (row_divisor * col_divisor[ow])``; ``first`` starts from 0 instead of ``acc``.
+
+    A window's last rows of row sums and its division in one sweep, so the sums never
+    return to memory; called with a constant ``rows`` (1 to 3), like :func:`add_taps`.
+    """
+    cdef Py_ssize_t ow, r
+    cdef double total
+    for ow in range(OW):
+        # Loaded either way: a conditional load would keep the loop scalar.
+        total = acc[ow]
+        total = 0 if first else total
+        for r in range(rows):
+            total += sums[r * OW + ow]
+        y_row[ow] = <floating> (total / (row_divisor * col_divisor[ow]))
+
+
+cdef inline void average_up_to_3_rows(floating* y_row, const double* acc, const double* sums,
+                                      Py_ssize_t OW, Py_ssize_t rows, bint first,
+                                      double row_divisor,
+                                      const double* col_divisor) noexcept nogil:
+    """:func:`average_rows` with ``rows`` (1, 2 or 3) made a constant."""
+    if rows == 3:
+        average_rows(y_row, acc, sums, OW, 3, first, row_divisor, col_divisor)
+    elif rows == 2:
+        average_rows(y_row, acc, sums, OW, 2, first, row_divisor, col_divisor)
+    else:
+        average_rows(y_row, acc, sums, OW, 1, first, row_divisor, col_divisor)
+
+
 cdef inline void add_window_row_taps(double* acc, const floating* x, Py_ssize_t base,
                                      Py_ssize_t stride, Py_ssize_t step, Py_ssize_t taps,
                                      Py_ssize_t j_lo, Py_ssize_t j_hi,
@@ -199,13 +232,12 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     Each sum adds the window's row sums in order, in float64. Returns 1 if scratch
     allocation failed.
     """
-    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, i0, rows, r, ow, inner_lo, inner_hi
+    cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, i0, rows, r, last, inner_lo, inner_hi
     cdef Py_ssize_t next_ih
     cdef Py_ssize_t band = band_height(g, sizeof(double))
     cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
     cdef double* sums = NULL
     cdef double* acc = NULL
-    cdef floating* y_row
     cdef int failed = 0
     cdef int* failed_flag = &failed
     cdef Py_ssize_t x_bytes = g.N * g.C * g.H * g.W * sizeof(floating)
@@ -239,13 +271,15 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                                                g.stride_h * g.W * sizeof(floating))
                     i0 = window_first_row(g, oh, ih_lo)
                     rows = window_rows(g, oh)
-                    # The window's rows r .. r + 3 at a time, in order.
-                    for r in range(0, rows, 3):
-                        add_strided_taps(acc, sums, (i0 + r) * g.OW, 1, g.OW, min(3, rows - r),
-                                         0, g.OW, r == 0)
-                    y_row = &y[n, c, oh, 0]
-                    for ow in range(g.OW):
-                        y_row[ow] = <floating> (acc[ow] / (row_divisor[oh] * col_divisor[ow]))
+                    # The window's rows r .. r + 3 at a time, in order; the last 1 to 3
+                    # of them with the division.
+                    last = (rows - 1) // 3 * 3
+                    for r in range(0, last, 3):
+                        add_strided_taps(acc, sums, (i0 + r) * g.OW, 1, g.OW, 3, 0, g.OW,
+                                         r == 0)
+                    average_up_to_3_rows(&y[n, c, oh, 0], acc, sums + (i0 + last) * g.OW,
+                                         g.OW, rows - last, last == 0, row_divisor[oh],
+                                         &col_divisor[0])
                 oh0 = oh1
         free(sums)
         free(acc)
