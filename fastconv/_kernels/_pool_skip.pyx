@@ -8,8 +8,8 @@ for one input channel and filter row, the S taps' rows over the output channels 
 end to end, in the order of the output pixels they reach. A maximum at column iw thus
 meets S * K contiguous weights and S * K contiguous gradient elements (channels
 last): one long multiply-add per maximum and filter row, which vectorises. The weight
-gradient sums those of the maxima of one channel, QUEUE at a time, in one sweep (see
-scaled_rows.h). The input gradient takes the maxima at one position GROUP at a time,
+gradient sums those of the maxima of one channel, QUEUE at a time, in one sweep per
+filter row (see scaled_rows.h). The input gradient takes the maxima at one position GROUP at a time,
 their dot products with the same gradient rows in one sweep. The forward takes the
 filters in blocks of one vector of output channels instead, so that the filters of a
 block and a chunk of input channels stay near the L1 cache while a run's maxima pass
@@ -442,45 +442,40 @@ cdef void gather_row(floating* grad_x, const Py_ssize_t* bounds, const int32_t* 
 
 cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
                                   const int64_t* positions, const floating* values,
-                                  const floating** rows, floating* scales,
-                                  Py_ssize_t* counts, Py_ssize_t OH, Py_ssize_t OW,
-                                  Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
-                                  Py_ssize_t R, Py_ssize_t S) noexcept nogil:
+                                  const floating** rows, floating* scales, Py_ssize_t OH,
+                                  Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
+                                  Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
     """The weight gradient through one input channel's maxima, in order.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
     pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
-    gradient rows g (channels last) lie end to end: ``gw[r, s] += v * g``. Maxima
-    whose S columns all lie inside the image queue up per filter row (``rows``,
-    ``scales``, ``counts``: R queues of QUEUE) to go QUEUE at a time into one sweep,
-    while their rows are still in cache; one at an edge first runs its row's queue,
-    so every element's sum keeps the maxima's order.
+    gradient rows g (channels last) lie end to end, filter row r's W * K elements
+    before row r - 1's: ``gw[r, s] += v * g``. Maxima whose R x S taps all land in
+    the image queue up (``rows``, ``scales``: QUEUE of them, each by its filter row
+    0's gradient row) to go QUEUE at a time into one sweep per filter row, while
+    their rows are still in cache; one at an edge first runs the queue, so every
+    element's sum keeps the maxima's order.
     """
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, count = 0
     cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
-    cdef const floating* g
     cdef const floating* edge_row
-    for r in range(R):
-        counts[r] = 0
     for ph in range(OH):
         for p in range(ph * OW, (ph + 1) * OW):
             q = positions[p]
             ih = row_of_maximum(q, ph, e_h, W)
             iw = q - ih * W
             taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
+            if r0 == 0 and r1 == R and s_lo == 0 and s_hi == S:
+                queue_scaled_row(gw, rows, scales, &count,
+                                 grad_image + ((ih + pad_h) * W + iw - pad_w) * K, values[p],
+                                 R, -W * K, span)
+                continue
+            run_queue(gw, rows, scales, &count, R, -W * K, span)
             for r in range(r0, r1):
-                g = grad_image + ((ih + pad_h - r) * W + iw - pad_w) * K
-                if s_lo == 0 and s_hi == S:
-                    queue_scaled_row(gw + r * span, rows + r * QUEUE, scales + r * QUEUE,
-                                     counts + r, g, values[p], span)
-                    continue
-                run_queue(gw + r * span, rows + r * QUEUE, scales + r * QUEUE, counts + r,
-                          span)
-                edge_row = g + s_lo * K
-                add_scaled_rows(gw + r * span + s_lo * K, &edge_row, &values[p], 1,
+                edge_row = grad_image + ((ih + pad_h - r) * W + iw - pad_w + s_lo) * K
+                add_scaled_rows(gw + r * span + s_lo * K, &edge_row, 0, &values[p], 1,
                                 (s_hi - s_lo) * K)
-    for r in range(R):
-        run_queue(gw + r * span, rows + r * QUEUE, scales + r * QUEUE, counts + r, span)
+    run_queue(gw, rows, scales, &count, R, -W * K, span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
@@ -519,7 +514,6 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
     cdef Py_ssize_t item, n, c, ih0, ih1, ih, q
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
-    cdef Py_ssize_t* counts = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
@@ -546,20 +540,18 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
             if failed:
                 break
             with parallel(num_threads=num_threads):
-                # Each thread's queues of maxima per filter row.
-                rows = <const floating**> malloc(R * QUEUE * sizeof(floating*))
-                scales = <floating*> malloc(R * QUEUE * sizeof(floating))
-                counts = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
-                if rows == NULL or scales == NULL or counts == NULL:
+                # Each thread's queue of maxima.
+                rows = <const floating**> malloc(QUEUE * sizeof(floating*))
+                scales = <floating*> malloc(QUEUE * sizeof(floating))
+                if rows == NULL or scales == NULL:
                     failed_flag[0] = 1
                 for c in prange(C, schedule="static"):
                     if failed_flag[0]:
                         continue
                     channel_weight_gradient(&grad_weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
                                             &indices[n, c, 0], &pooled[n, c, 0], rows,
-                                            scales, counts, OH, OW, e_h, H, W, K, R, S)
+                                            scales, OH, OW, e_h, H, W, K, R, S)
                 free(rows)
                 free(scales)
-                free(counts)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")

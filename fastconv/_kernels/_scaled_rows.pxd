@@ -5,10 +5,11 @@ from cython cimport floating
 
 
 cdef extern from "scaled_rows.h" nogil:
-    void fastconv_add_scaled_rows_f32(float* acc, const float* const* rows,
+    void fastconv_add_scaled_rows_f32(float* acc, const float* const* rows, Py_ssize_t shift,
                                       const float* scales, Py_ssize_t count, Py_ssize_t n)
     void fastconv_add_scaled_rows_f64(double* acc, const double* const* rows,
-                                      const double* scales, Py_ssize_t count, Py_ssize_t n)
+                                      Py_ssize_t shift, const double* scales, Py_ssize_t count,
+                                      Py_ssize_t n)
 
 
 cdef enum:
@@ -17,32 +18,37 @@ cdef enum:
     QUEUE = 64
 
 
-cdef inline void add_scaled_rows(floating* acc, const floating* const* rows,
+cdef inline void add_scaled_rows(floating* acc, const floating* const* rows, Py_ssize_t shift,
                                  const floating* scales, Py_ssize_t count,
                                  Py_ssize_t n) noexcept nogil:
-    """``acc[k] += scales[t] * rows[t][k]`` for ``t < count`` in turn, ``k < n``."""
+    """``acc[k] += scales[t] * rows[t][shift + k]`` for ``t < count`` in turn, ``k < n``."""
     if floating is float:
-        fastconv_add_scaled_rows_f32(acc, rows, scales, count, n)
+        fastconv_add_scaled_rows_f32(acc, rows, shift, scales, count, n)
     else:
-        fastconv_add_scaled_rows_f64(acc, rows, scales, count, n)
+        fastconv_add_scaled_rows_f64(acc, rows, shift, scales, count, n)
+
+
+cdef inline void run_queue(floating* acc, const floating** rows, floating* scales,
+                           Py_ssize_t* count, Py_ssize_t accs, Py_ssize_t pitch,
+                           Py_ssize_t n) noexcept nogil:
+    """Add the ``count[0]`` rows and scales waiting in ``rows`` and ``scales`` now, to
+    each of ``accs`` accumulator rows ``acc + a * n``: row a takes the rows shifted by
+    ``a * pitch`` elements (one sweep each), then the queue is empty."""
+    cdef Py_ssize_t a
+    if count[0]:
+        for a in range(accs):
+            add_scaled_rows(acc + a * n, rows, a * pitch, scales, count[0], n)
+        count[0] = 0
 
 
 cdef inline void queue_scaled_row(floating* acc, const floating** rows, floating* scales,
                                   Py_ssize_t* count, const floating* row, floating scale,
+                                  Py_ssize_t accs, Py_ssize_t pitch,
                                   Py_ssize_t n) noexcept nogil:
-    """Queue ``acc[k] += scale * row[k]`` (``k < n``) behind the ``count[0]`` rows and
-    scales waiting in ``rows`` and ``scales``; add them all in one sweep once QUEUE wait."""
+    """Queue ``acc[a * n + k] += scale * row[a * pitch + k]`` (``a < accs``, ``k < n``)
+    behind the ``count[0]`` rows waiting; run the queue once QUEUE wait."""
     rows[count[0]] = row
     scales[count[0]] = scale
     count[0] += 1
     if count[0] == QUEUE:
-        add_scaled_rows(acc, rows, scales, QUEUE, n)
-        count[0] = 0
-
-
-cdef inline void run_queue(floating* acc, const floating** rows, floating* scales,
-                           Py_ssize_t* count, Py_ssize_t n) noexcept nogil:
-    """Add the rows waiting in the queue of :func:`queue_scaled_row` now."""
-    if count[0]:
-        add_scaled_rows(acc, rows, scales, count[0], n)
-        count[0] = 0
+        run_queue(acc, rows, scales, count, accs, pitch, n)

@@ -1,5 +1,5 @@
-/* Multiply-adds of many rows into one accumulator row: acc[k] += scales[t] * rows[t][k]
-   for t < count in turn, k < n.
+/* Multiply-adds of many rows into one accumulator row:
+   acc[k] += scales[t] * rows[t][shift + k] for t < count in turn, k < n.
 
    The accumulator is taken a tile of up to 8 vectors at a time and held in registers
    while all count rows pass through it, so it is read and written once per call, and
@@ -20,13 +20,13 @@
    row for other compilers. */
 #define FASTCONV_ADD_SCALED_ROWS_PLAIN(type)                                                \
     static inline void fastconv_add_scaled_rows_plain_##type(                               \
-            type* acc, const type* const* rows, const type* scales, ptrdiff_t count,        \
-            ptrdiff_t k_lo, ptrdiff_t n) {                                                  \
+            type* acc, const type* const* rows, ptrdiff_t shift, const type* scales,        \
+            ptrdiff_t count, ptrdiff_t k_lo, ptrdiff_t n) {                                 \
         ptrdiff_t k, t;                                                                     \
         for (k = k_lo; k < n; k++) {                                                        \
             type total = acc[k];                                                            \
             for (t = 0; t < count; t++)                                                     \
-                total += scales[t] * rows[t][k];                                            \
+                total += scales[t] * rows[t][shift + k];                                    \
             acc[k] = total;                                                                 \
         }                                                                                   \
     }
@@ -43,8 +43,8 @@ typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BY
    registers. */
 #define FASTCONV_ADD_SCALED_ROWS(type, lanes_type, name)                                    \
     static inline __attribute__((always_inline)) void name##_tile(                          \
-            type* acc, const type* const* rows, const type* scales, ptrdiff_t count,        \
-            ptrdiff_t k, int vectors) {                                                     \
+            type* acc, const type* const* rows, ptrdiff_t shift, const type* scales,        \
+            ptrdiff_t count, ptrdiff_t k, int vectors) {                                    \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
         lanes_type sums[8], row;                                                            \
         ptrdiff_t t;                                                                        \
@@ -52,7 +52,7 @@ typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BY
         for (j = 0; j < vectors; j++)                                                       \
             memcpy(&sums[j], acc + k + j * LANES, sizeof row);                              \
         for (t = 0; t < count; t++) {                                                       \
-            const type* from = rows[t] + k;                                                 \
+            const type* from = rows[t] + shift + k;                                         \
             type scale = scales[t];                                                         \
             for (j = 0; j < vectors; j++) {                                                 \
                 memcpy(&row, from + j * LANES, sizeof row);                                 \
@@ -62,19 +62,19 @@ typedef double fastconv_scaled_f64 __attribute__((vector_size(FASTCONV_VECTOR_BY
         for (j = 0; j < vectors; j++)                                                       \
             memcpy(acc + k + j * LANES, &sums[j], sizeof row);                              \
     }                                                                                       \
-    static inline void name(type* acc, const type* const* rows, const type* scales,         \
-                            ptrdiff_t count, ptrdiff_t n) {                                 \
+    static inline void name(type* acc, const type* const* rows, ptrdiff_t shift,            \
+                            const type* scales, ptrdiff_t count, ptrdiff_t n) {             \
         enum { LANES = sizeof(lanes_type) / sizeof(type) };                                 \
         ptrdiff_t k = 0;                                                                    \
         for (; k + 8 * LANES <= n; k += 8 * LANES)                                          \
-            name##_tile(acc, rows, scales, count, k, 8);                                    \
+            name##_tile(acc, rows, shift, scales, count, k, 8);                             \
         if (k + 4 * LANES <= n) {                                                           \
-            name##_tile(acc, rows, scales, count, k, 4);                                    \
+            name##_tile(acc, rows, shift, scales, count, k, 4);                             \
             k += 4 * LANES;                                                                 \
         }                                                                                   \
         for (; k + LANES <= n; k += LANES)                                                  \
-            name##_tile(acc, rows, scales, count, k, 1);                                    \
-        fastconv_add_scaled_rows_plain_##type(acc, rows, scales, count, k, n);              \
+            name##_tile(acc, rows, shift, scales, count, k, 1);                             \
+        fastconv_add_scaled_rows_plain_##type(acc, rows, shift, scales, count, k, n);       \
     }
 
 FASTCONV_ADD_SCALED_ROWS(float, fastconv_scaled_f32, fastconv_add_scaled_rows_f32)
@@ -83,9 +83,9 @@ FASTCONV_ADD_SCALED_ROWS(double, fastconv_scaled_f64, fastconv_add_scaled_rows_f
 #else
 
 #define FASTCONV_ADD_SCALED_ROWS(type, name)                                                \
-    static inline void name(type* acc, const type* const* rows, const type* scales,         \
-                            ptrdiff_t count, ptrdiff_t n) {                                 \
-        fastconv_add_scaled_rows_plain_##type(acc, rows, scales, count, 0, n);              \
+    static inline void name(type* acc, const type* const* rows, ptrdiff_t shift,            \
+                            const type* scales, ptrdiff_t count, ptrdiff_t n) {             \
+        fastconv_add_scaled_rows_plain_##type(acc, rows, shift, scales, count, 0, n);       \
     }
 
 FASTCONV_ADD_SCALED_ROWS(float, fastconv_add_scaled_rows_f32)
