@@ -106,16 +106,9 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
         return forward(x, bias, maxima, threads, scratch)
 
 
-#: Bytes of a band of channels-last rows: the forward's per-thread buffer of output
-#: rows, and the gradient rows that a band of the backward's input gradient reads;
-#: small enough to stay in a core's L2 cache beside the filters.
+#: Bytes of a band of channels-last rows, the forward's per-thread buffer of output
+#: rows: small enough to stay in a core's L2 cache beside the filters.
 BAND_BYTES = 256 * 1024
-
-#: Bytes of the filters of one chunk of input channels, whose maxima the backward
-#: takes over a band before it moves to the next chunk: half a core's L2 cache (on
-#: 256 channels of 14 x 14 the kernel alone ran 10-20 % faster with 1 MiB than with
-#: 256 KiB).
-CHUNK_BYTES = 1024 * 1024
 
 #: Bytes of the forward's filters for one chunk of input channels and one block of
 #: output channels, which a run's maxima sweep block after block: about a core's
@@ -129,9 +122,9 @@ RUN_PIXELS = 512
 
 
 def _lists(maxima, chunk, scratch):
-    """Return the arguments of the kernels' lists of each image's maxima.
+    """Return the arguments of the forward kernel's lists of each image's maxima.
 
-    ``list_maxima`` in the kernels lists them by chunk of ``chunk`` channels and by
+    ``list_maxima`` in the kernel lists them by chunk of ``chunk`` channels and by
     position; it takes the block row and column of each position, and the lists'
     bounds and channels (from scratch).
     """
@@ -246,15 +239,10 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     weight_t[...] = unreversed[:, :, ::-1]
     grad_weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
     grad_weight_t.fill(0)
-    # An empty batch spreads nothing (its planes may be too tall for the workspace).
-    if N > 0:
-        band = equal_part(H, BAND_BYTES // ((W + S - 1) * K * grad_y.itemsize))
-        chunk = equal_part(C, CHUNK_BYTES // (R * S * K * grad_y.itemsize))
-        lists = _lists(maxima, chunk, scratch)
-        KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                                   maxima.pooled, weight_t, *lists, grad_weight_t,
-                                   grad_x.reshape(N, C, H * W), maxima.e[0],
-                                   maxima.pooled_w, chunk, band, num_threads)
+    KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
+                               maxima.pooled, weight_t, grad_weight_t,
+                               grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
+                               num_threads)
     unreversed[...] = grad_weight_t[:, :, ::-1]
     _transpose(unreversed.reshape(1, C * R * S, K), grad_weight.reshape(1, K, C * R * S),
                num_threads)

@@ -107,17 +107,34 @@ def test_pool_skip_is_bitwise_equal_for_one_and_two_threads(dtype, rng):
             np.testing.assert_array_equal(a, b)
 
 
+def backward_reference(gy, x, weight, e):
+    """The three gradients in float64: the input gradient is gy, plus at each maximum
+    the convolution's input gradient with respect to the unpooled map there."""
+    N, C, H, W = x.shape
+    R, S = weight.shape[2:]
+    pooled, indices = fastconv.max_pool2d(x.astype(np.float64), e, return_indices=True)
+    unpooled = fastconv.max_unpool2d(pooled, indices, e, output_size=(H, W))
+    grad_unpooled, ref_w, ref_b = conv2d_backward_reference(gy, unpooled, weight,
+                                                            padding=(R // 2, S // 2))
+    flat_indices = indices.reshape(N, C, -1)
+    ref_x = gy.astype(np.float64).reshape(N, C, H * W)
+    at_maxima = np.take_along_axis(grad_unpooled.reshape(N, C, H * W), flat_indices, 2)
+    np.put_along_axis(ref_x, flat_indices,
+                      np.take_along_axis(ref_x, flat_indices, 2) + at_maxima, 2)
+    return ref_x.reshape(x.shape), ref_w, ref_b
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
 def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
-    """Budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1), chunks of ``chunk`` input
-    channels (3+3+1; five of 26, two of them across the 64-channel words of the
-    maxima's masks) and runs of 4 pixels (4+4+2): every band meets maxima of its
-    neighbours' rows, and each chunk's maxima add to what the previous chunks left,
-    in the forward pass and in the backward's input gradient. With 130 channels more
-    maxima than one group of the kernels' sweeps share a position, the forward's
-    filters end in a partial block of output channels, and its output leaves through
-    whole tiles of pixels and channels and through the partial ones beside them."""
+    """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1), chunks of
+    ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel
+    words of the maxima's masks) and runs of 4 pixels (4+4+2): every band meets maxima
+    of its neighbours' rows, and each chunk's maxima add to what the previous chunks
+    left. With 130 channels the filters end in a partial block of output channels,
+    the output leaves through whole tiles of pixels and channels and through the
+    partial ones beside them, and the backward's sweeps take S * K = 390 elements
+    through whole tiles and a tail."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
@@ -125,7 +142,6 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
     itemsize = np.dtype(dtype).itemsize
     lanes = KERNELS.pool_skip.filter_lanes(itemsize)
     monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
-    monkeypatch.setattr(module, "CHUNK_BYTES", chunk * 9 * C * itemsize)
     monkeypatch.setattr(module, "SLAB_BYTES", chunk * 9 * lanes * itemsize)
     monkeypatch.setattr(module, "RUN_PIXELS", 4)
     for e in (2, 3):
@@ -133,21 +149,23 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
                      pool_skip_reference(x, weight, bias, e), dtype)
         assert_close(fastconv.pool_skip(x, weight, None, e),
                      pool_skip_reference(x, weight, None, e), dtype)
-        # The input gradient: gy, plus at each maximum the convolution's input gradient
-        # with respect to the unpooled map there (float64 references).
-        pooled, indices = fastconv.max_pool2d(x.astype(np.float64), e, return_indices=True)
-        unpooled = fastconv.max_unpool2d(pooled, indices, e, output_size=(H, W))
-        grad_unpooled, ref_w, ref_b = conv2d_backward_reference(gy, unpooled, weight,
-                                                                padding=1)
-        flat_indices = indices.reshape(N, C, -1)
-        ref_x = gy.astype(np.float64).reshape(N, C, H * W)
-        at_maxima = np.take_along_axis(grad_unpooled.reshape(N, C, H * W), flat_indices, 2)
-        np.put_along_axis(ref_x, flat_indices,
-                          np.take_along_axis(ref_x, flat_indices, 2) + at_maxima, 2)
-        grad_x, grad_w, grad_b = fastconv.pool_skip_backward(gy, x, weight, e)
-        assert_close(grad_x, ref_x.reshape(x.shape), dtype)
-        assert_close(grad_w, ref_w, dtype)
-        assert_close(grad_b, ref_b, dtype)
+        for ours, reference in zip(fastconv.pool_skip_backward(gy, x, weight, e),
+                                   backward_reference(gy, x, weight, e), strict=True):
+            assert_close(ours, reference, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pool_skip_backward_through_full_queues_and_every_tile_width(dtype, rng):
+    """110 maxima per channel and image, 90 of them with all their taps inside: each
+    channel's queue in the backward runs full (64 maxima), then again at an edge or
+    at the end. With 30 channels its sweeps take S * K = 90 elements: in float32 on a
+    64-byte vector build through a tile of 4 vectors, one of 1 and a tail of 10, in
+    float64 through one of 8, three of 1 and a tail of 2."""
+    x, weight, _ = operands(rng, (2, 30, 20, 22), (3, 3), dtype)
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    for ours, reference in zip(fastconv.pool_skip_backward(gy, x, weight, 2),
+                               backward_reference(gy, x, weight, 2), strict=True):
+        assert_close(ours, reference, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

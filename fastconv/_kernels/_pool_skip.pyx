@@ -7,16 +7,14 @@ The backward's weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 
 for one input channel and filter row, the S taps' rows over the output channels lie
 end to end, in the order of the output pixels they reach. A maximum at column iw thus
 meets S * K contiguous weights and S * K contiguous gradient elements (channels
-last): one long multiply-add per maximum and filter row, which vectorises. The weight
-gradient sums those of the maxima of one channel, QUEUE at a time, in one sweep per
-filter row (see scaled_rows.h). The input gradient takes the maxima at one position GROUP at a time,
-their dot products with the same gradient rows in one sweep. The forward takes the
-filters in blocks of one vector of output channels instead, so that the filters of a
-block and a chunk of input channels stay near the L1 cache while a run's maxima pass
-(see ``forward``).
-
-Both passes find the maxima at a position in a list built once per image (see
-``list_maxima``), rather than by reading each channel's indices again.
+last): one long sweep per maximum and filter row, which vectorises and serves both
+gradients, the weight gradient's multiply-add and the input gradient's dot product.
+The maxima of one channel go QUEUE at a time into one sweep per filter row (see
+gradient_rows.h). The forward takes the filters in blocks of one vector of output
+channels instead, so that the filters of a block and a chunk of input channels stay
+near the L1 cache while a run's maxima pass (see ``forward``); it finds the maxima at
+a position in a list built once per image (see ``list_maxima``), rather than by
+reading each channel's indices again.
 
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
@@ -24,26 +22,27 @@ writer, and each sum runs in an order fixed by the shape and the indices alone.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
-
-from fastconv._kernels._scaled_rows cimport (
-    QUEUE, add_scaled_rows, queue_scaled_row, run_queue,
-)
 
 
 cdef enum:
-    # Maxima per sweep of the input gradient's dot products (simd_dot.h takes 1 to 8).
-    GROUP = 8
+    # Maxima the backward's queue holds: each sweep reads the filter rows and reads and
+    # writes the weight gradient's rows once for all of them, so beyond a few dozen
+    # maxima that traffic no longer counts.
+    QUEUE = 64
 
 
-cdef extern from "simd_dot.h" nogil:
-    void fastconv_dot_group_f32(const float* const* a, Py_ssize_t a_pitch, const float* b,
-                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
-                                float* out)
-    void fastconv_dot_group_f64(const double* const* a, Py_ssize_t a_pitch, const double* b,
-                                Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
-                                double* out)
+cdef extern from "gradient_rows.h" nogil:
+    void fastconv_gradient_rows_f32(float* acc, const float* weights, const float* const* rows,
+                                    Py_ssize_t shift, const float* scales, Py_ssize_t count,
+                                    Py_ssize_t n, float* parts)
+    void fastconv_gradient_rows_f64(double* acc, const double* weights,
+                                    const double* const* rows, Py_ssize_t shift,
+                                    const double* scales, Py_ssize_t count, Py_ssize_t n,
+                                    double* parts)
+    float fastconv_lanes_total_float(float* part)
+    double fastconv_lanes_total_double(double* part)
 
 
 cdef extern from "bits.h" nogil:
@@ -71,17 +70,6 @@ cdef extern from "transpose_tile.h" nogil:
     void fastconv_add_pixels_f64(double* y, const double* x, Py_ssize_t pitch,
                                  const double* const* pixels, Py_ssize_t P,
                                  const double* bias, Py_ssize_t K)
-
-
-cdef inline void dot_group(const floating* const* a, Py_ssize_t a_pitch, const floating* b,
-                           Py_ssize_t b_pitch, Py_ssize_t rows, Py_ssize_t n, int count,
-                           floating* out) noexcept nogil:
-    """``out[i] = sum(a[i][t * a_pitch + k] * b[t * b_pitch + k])`` over t < rows,
-    k < n, for i < count (1 to GROUP), summed in vector lanes (see simd_dot.h)."""
-    if floating is float:
-        fastconv_dot_group_f32(a, a_pitch, b, b_pitch, rows, n, count, out)
-    else:
-        fastconv_dot_group_f64(a, a_pitch, b, b_pitch, rows, n, count, out)
 
 
 cdef enum:
@@ -186,11 +174,11 @@ cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t 
     """List one image's maxima by chunk of ``chunk`` channels and position, in channel order.
 
     The maxima of chunk k at position q are entries ``bounds[k * H*W + q]`` to
-    ``bounds[k * H*W + q + 1] - 1`` of ``channels`` and, unless it is NULL, of
-    ``values`` (each one's pooled value: its channel's maximum of the block
-    ``(block_row[ih], block_col[iw])`` holding q). The maxima are marked first (see
-    ``mark_maxima``), then read off position by position, so both passes run through
-    memory in order. Return 1 if the marks' scratch could not be allocated.
+    ``bounds[k * H*W + q + 1] - 1`` of ``channels`` and of ``values`` (each one's
+    pooled value: its channel's maximum of the block ``(block_row[ih],
+    block_col[iw])`` holding q). The maxima are marked first (see ``mark_maxima``),
+    then read off position by position, so both passes run through memory in order.
+    Return 1 if the marks' scratch could not be allocated.
     """
     cdef Py_ssize_t plane = H * W, chunks = (C + chunk - 1) // chunk
     cdef Py_ssize_t k, c0, c1, ih, iw, q, p, word, c, slot = 0
@@ -214,8 +202,7 @@ cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t 
                         c = 64 * word + fastconv_lowest_bit(bits)
                         bits = bits & (bits - 1)
                         channels[slot] = <int32_t> c
-                        if values != NULL:
-                            values[slot] = pooled[c * L + p]
+                        values[slot] = pooled[c * L + p]
                         slot = slot + 1
     bounds[chunks * plane] = slot
     free(masks)
@@ -386,75 +373,69 @@ cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssiz
     s_hi[0] = W + pad_w - iw if W + pad_w - iw < S else S
 
 
-cdef void add_dot_products(floating* grad_x, Py_ssize_t plane, Py_ssize_t q,
-                           const Py_ssize_t* channels, const floating* const* rows,
-                           int count, const floating* g, Py_ssize_t g_pitch,
-                           Py_ssize_t taps, Py_ssize_t n, Py_ssize_t span) noexcept nogil:
-    """``grad_x[c, q] +=`` the dot product of channel c's filter rows ``rows[i]`` with
-    the gradient rows from g, for the ``count`` channels ``c = channels[i]``."""
-    cdef floating sums[GROUP]
-    cdef int i
-    dot_group(rows, span, g, g_pitch, taps, n, count, sums)
-    for i in range(count):
-        grad_x[channels[i] * plane + q] += sums[i]
+cdef inline void gradient_rows(floating* acc, const floating* weights,
+                               const floating* const* rows, Py_ssize_t shift,
+                               const floating* scales, Py_ssize_t count, Py_ssize_t n,
+                               floating* parts) noexcept nogil:
+    """For t < count in turn, k < n, with ``g = rows[t][shift + k]``: ``acc[k] +=
+    scales[t] * g``, and ``weights[k] * g`` into lane ``k % lanes`` of row t's
+    partial dot product ``parts[t * lanes:]`` (see gradient_rows.h)."""
+    if floating is float:
+        fastconv_gradient_rows_f32(acc, weights, rows, shift, scales, count, n, parts)
+    else:
+        fastconv_gradient_rows_f64(acc, weights, rows, shift, scales, count, n, parts)
 
 
-cdef void gather_row(floating* grad_x, const Py_ssize_t* bounds, const int32_t* listed,
-                     const floating* grad_image, const floating* weight_t, Py_ssize_t ih,
-                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
-                     Py_ssize_t K) noexcept nogil:
-    """Add to ``grad_x`` (C, H*W) the gradient through the maxima of input row ih listed
-    from ``bounds`` (one chunk's lists).
+cdef inline floating lanes_total(floating* part) noexcept nogil:
+    """The sum of a partial dot product's lanes, pairwise in a fixed order."""
+    if floating is float:
+        return fastconv_lanes_total_float(part)
+    else:
+        return fastconv_lanes_total_double(part)
 
-    A maximum of channel c at q = (ih, iw) reached through filter row r the output
-    pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
-    gradient rows (channels last) lie end to end: ``grad_x[c, q]`` gains the dot
-    product of those rows with ``weight_t[c, r, s]``, over the filter rows r whose
-    output row exists. Every maximum at q meets the same gradient rows, so the maxima
-    there (``listed``, in channel order) go GROUP at a time into one sweep over them,
-    which loads each gradient vector once for the group.
+
+cdef void run_queue(floating* gw, const floating* weight, floating* grad_x,
+                    const floating** rows, floating* scales, Py_ssize_t* positions,
+                    floating* parts, Py_ssize_t* count, Py_ssize_t R, Py_ssize_t pitch,
+                    Py_ssize_t span) noexcept nogil:
+    """Both gradients through the ``count[0]`` maxima waiting in the queue, which then
+    empties.
+
+    Maximum t reached through filter row r the gradient row ``rows[t] + r * pitch``
+    (span elements): ``gw[r]`` gains it times ``scales[t]``, and
+    ``grad_x[positions[t]]`` its dot product with ``weight[r]`` over all filter rows.
+    ``parts`` holds zeros on entry and on return.
     """
-    cdef const floating* rows[GROUP]
-    cdef Py_ssize_t channels[GROUP]
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, plane = H * W
-    cdef Py_ssize_t iw, q, r0, r1, s_lo, s_hi, i, c
-    cdef int count
-    cdef const floating* g
-    for iw in range(W):
-        q = ih * W + iw
-        taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
-        # Filter row r's gradient row lies W * K before row r - 1's.
-        g = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
-        count = 0
-        for i in range(bounds[q], bounds[q + 1]):
-            c = listed[i]
-            channels[count] = c
-            rows[count] = weight_t + ((c * R + r0) * S + s_lo) * K
-            count = count + 1
-            if count == GROUP:
-                add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K,
-                                 r1 - r0, (s_hi - s_lo) * K, span)
-                count = 0
-        if count > 0:
-            add_dot_products(grad_x, plane, q, channels, rows, count, g, -W * K, r1 - r0,
-                             (s_hi - s_lo) * K, span)
+    cdef Py_ssize_t lanes = FASTCONV_VECTOR_BYTES // sizeof(floating), r, t
+    if count[0] == 0:
+        return
+    for r in range(R):
+        gradient_rows(gw + r * span, weight + r * span, rows, r * pitch, scales, count[0], span,
+                      parts)
+    for t in range(count[0]):
+        grad_x[positions[t]] += lanes_total(parts + t * lanes)
+    memset(parts, 0, count[0] * lanes * sizeof(floating))
+    count[0] = 0
 
 
-cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
-                                  const int64_t* positions, const floating* values,
-                                  const floating** rows, floating* scales, Py_ssize_t OH,
-                                  Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
-                                  Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
-    """The weight gradient through one input channel's maxima, in order.
+cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weight,
+                            const floating* grad_image, const int64_t* positions,
+                            const floating* values, const floating** rows, floating* scales,
+                            Py_ssize_t* queued, floating* parts, Py_ssize_t OH,
+                            Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
+                            Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
+    """Both gradients through one input channel's maxima, in order.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
     pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
     gradient rows g (channels last) lie end to end, filter row r's W * K elements
-    before row r - 1's: ``gw[r, s] += v * g``. Maxima whose R x S taps all land in
-    the image queue up (``rows``, ``scales``: QUEUE of them, each by its filter row
-    0's gradient row) to go QUEUE at a time into one sweep per filter row, while
-    their rows are still in cache; one at an edge first runs the queue, so every
-    element's sum keeps the maxima's order.
+    before row r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot
+    product of g with ``weight[r, s]`` (the channel's filters in weight_t's layout).
+    Maxima whose R x S taps all land in the image queue up (``rows``, ``scales``,
+    ``queued``: QUEUE of them, each by its filter row 0's gradient row and its
+    position) to go QUEUE at a time into one sweep per filter row, while their rows
+    are still in cache (see ``run_queue``); one at an edge first runs the queue, then
+    sweeps its rows alone. So every element of gw sums the maxima in order.
     """
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, count = 0
     cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
@@ -466,16 +447,23 @@ cdef void channel_weight_gradient(floating* gw, const floating* grad_image,
             iw = q - ih * W
             taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
             if r0 == 0 and r1 == R and s_lo == 0 and s_hi == S:
-                queue_scaled_row(gw, rows, scales, &count,
-                                 grad_image + ((ih + pad_h) * W + iw - pad_w) * K, values[p],
-                                 R, -W * K, span)
+                rows[count] = grad_image + ((ih + pad_h) * W + iw - pad_w) * K
+                scales[count] = values[p]
+                queued[count] = q
+                count = count + 1
+                if count == QUEUE:
+                    run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R,
+                              -W * K, span)
                 continue
-            run_queue(gw, rows, scales, &count, R, -W * K, span)
+            run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R, -W * K,
+                      span)
             for r in range(r0, r1):
                 edge_row = grad_image + ((ih + pad_h - r) * W + iw - pad_w + s_lo) * K
-                add_scaled_rows(gw + r * span + s_lo * K, &edge_row, 0, &values[p], 1,
-                                (s_hi - s_lo) * K)
-    run_queue(gw, rows, scales, &count, R, -W * K, span)
+                gradient_rows(gw + r * span + s_lo * K, weight + r * span + s_lo * K,
+                              &edge_row, 0, &values[p], 1, (s_hi - s_lo) * K, parts)
+            grad_x[q] += lanes_total(parts)
+            memset(parts, 0, FASTCONV_VECTOR_BYTES)
+    run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R, -W * K, span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
@@ -483,75 +471,53 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
-             const Py_ssize_t[::1] block_row,          # IN  (H,): ih // e_h
-             const Py_ssize_t[::1] block_col,          # IN  (W,): iw // e_w
-             Py_ssize_t[:, ::1] bounds,                # WORK (N, ceil(C / chunk) * H*W + 1)
-             int32_t[:, ::1] channels,                 # WORK (N, C * L)
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
-             Py_ssize_t e_h, Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band,
-             int num_threads):
+             Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
     """The input gradient, and the weight gradient (in weight_t's layout).
 
-    The input gradient's work item is a band of input rows of one image: its rows of
-    ``grad_x`` start as grad_y's (the identity path); then, chunk after chunk of
-    ``chunk`` input channels, whose filters stay in cache, each row's maxima (listed
-    as in the forward) gain their dot products with the gradient rows they reach (see
-    ``gather_row``). Each maximum's element has one writer, and its sum runs in an
-    order fixed by the shape.
-
-    The weight gradient runs image after image; within one, the work item is input
-    channel c: ``grad_weight_t[c]`` gains the products of its maxima, in order, with
-    the gradient rows they reach (see ``channel_weight_gradient``). ``e_h`` and ``OW``
-    give the pooled grid, whose block rows locate each maximum's row. One image at a
-    time keeps its gradient rows in cache for all channels.
+    Image after image; within one, the work item is input channel c: ``grad_x[n, c]``
+    starts as grad_y's (the identity path), then both gradients gain the products of
+    c's maxima, in order, with the gradient rows they reach, which each maximum reads
+    once for both (see ``channel_gradients``). ``e_h`` and ``OW`` give the pooled grid,
+    whose block rows locate each maximum's row. One image at a time keeps its
+    gradient rows in cache for all channels. Each element has one writer, and its sum
+    runs in an order fixed by the shape and the indices.
     """
     cdef Py_ssize_t N = grad_t.shape[0], H = grad_t.shape[1], W = grad_t.shape[2]
     cdef Py_ssize_t K = grad_t.shape[3], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = L // OW, plane = H * W
-    cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
-    cdef Py_ssize_t item, n, c, ih0, ih1, ih, q
+    cdef Py_ssize_t n, c
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
+    cdef Py_ssize_t* queued = NULL
+    cdef floating* parts = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
-            if list_maxima(&indices[n, 0, 0], <floating*> NULL, C, L, OW, &block_row[0],
-                           &block_col[0], H, W, chunk, &bounds[n, 0], &channels[n, 0],
-                           <floating*> NULL):
-                failed_flag[0] = 1
-        for item in prange(N * bands, schedule="static", num_threads=num_threads):
-            if failed_flag[0]:
-                continue
-            n = item // bands
-            ih0 = (item % bands) * band
-            ih1 = ih0 + band if ih0 + band < H else H
-            for c in range(C):
-                memcpy(&grad_x[n, c, ih0 * W], &grad_y[n, c, ih0 * W],
-                       (ih1 - ih0) * W * sizeof(floating))
-            for q in range(chunks):
-                for ih in range(ih0, ih1):
-                    gather_row(&grad_x[n, 0, 0], &bounds[n, q * plane], &channels[n, 0],
-                               &grad_t[n, 0, 0, 0], &weight_t[0, 0, 0, 0], ih, H, W, R, S,
-                               K)
         for n in range(N):
             if failed:
                 break
             with parallel(num_threads=num_threads):
-                # Each thread's queue of maxima.
+                # Each thread's queue of maxima, and their partial dot products.
                 rows = <const floating**> malloc(QUEUE * sizeof(floating*))
                 scales = <floating*> malloc(QUEUE * sizeof(floating))
-                if rows == NULL or scales == NULL:
+                queued = <Py_ssize_t*> malloc(QUEUE * sizeof(Py_ssize_t))
+                parts = <floating*> calloc(QUEUE, FASTCONV_VECTOR_BYTES)
+                if rows == NULL or scales == NULL or queued == NULL or parts == NULL:
                     failed_flag[0] = 1
                 for c in prange(C, schedule="static"):
                     if failed_flag[0]:
                         continue
-                    channel_weight_gradient(&grad_weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
-                                            &indices[n, c, 0], &pooled[n, c, 0], rows,
-                                            scales, OH, OW, e_h, H, W, K, R, S)
+                    memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
+                    channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
+                                      &weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
+                                      &indices[n, c, 0], &pooled[n, c, 0], rows, scales,
+                                      queued, parts, OH, OW, e_h, H, W, K, R, S)
                 free(rows)
                 free(scales)
+                free(queued)
+                free(parts)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
