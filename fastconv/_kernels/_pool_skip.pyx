@@ -27,10 +27,13 @@ from libc.string cimport memcpy, memset
 
 
 cdef enum:
-    # Maxima the backward's queue holds: each sweep reads the filter rows and reads and
-    # writes the weight gradient's rows once for all of them, so beyond a few dozen
+    # Maxima a queue of the backward holds: each sweep reads the filter rows and reads
+    # and writes the weight gradient's rows once for all of them, so beyond a few dozen
     # maxima that traffic no longer counts.
     QUEUE = 64
+    # The backward's queues: one per way a maximum's taps can be cut by the image's
+    # edges (none, or at the top, bottom or both, times the same at the sides).
+    QUEUES = 16
 
 
 cdef extern from "gradient_rows.h" nogil:
@@ -396,22 +399,25 @@ cdef inline floating lanes_total(floating* part) noexcept nogil:
 
 cdef void run_queue(floating* gw, const floating* weight, floating* grad_x,
                     const floating** rows, floating* scales, Py_ssize_t* positions,
-                    floating* parts, Py_ssize_t* count, Py_ssize_t R, Py_ssize_t pitch,
-                    Py_ssize_t span) noexcept nogil:
-    """Both gradients through the ``count[0]`` maxima waiting in the queue, which then
+                    floating* parts, Py_ssize_t* count, const Py_ssize_t* taps,
+                    Py_ssize_t pitch, Py_ssize_t K, Py_ssize_t span) noexcept nogil:
+    """Both gradients through the ``count[0]`` maxima waiting in a queue, which then
     empties.
 
-    Maximum t reached through filter row r the gradient row ``rows[t] + r * pitch``
-    (span elements): ``gw[r]`` gains it times ``scales[t]``, and
-    ``grad_x[positions[t]]`` its dot product with ``weight[r]`` over all filter rows.
-    ``parts`` holds zeros on entry and on return.
+    Their taps inside the image are filter rows ``taps[0] .. taps[1] - 1`` and columns
+    ``taps[2] .. taps[3] - 1``. Maximum t reached through the first of those rows the
+    gradient row ``rows[t]``, through the next ones rows ``pitch`` elements further
+    each: ``gw[r]``'s columns gain them times ``scales[t]``, and
+    ``grad_x[positions[t]]`` their dot product with ``weight[r]``'s. ``parts`` holds
+    zeros on entry and on return.
     """
     cdef Py_ssize_t lanes = FASTCONV_VECTOR_BYTES // sizeof(floating), r, t
+    cdef Py_ssize_t first = taps[2] * K
     if count[0] == 0:
         return
-    for r in range(R):
-        gradient_rows(gw + r * span, weight + r * span, rows, r * pitch, scales, count[0], span,
-                      parts)
+    for r in range(taps[0], taps[1]):
+        gradient_rows(gw + r * span + first, weight + r * span + first, rows,
+                      (r - taps[0]) * pitch, scales, count[0], (taps[3] - taps[2]) * K, parts)
     for t in range(count[0]):
         grad_x[positions[t]] += lanes_total(parts + t * lanes)
     memset(parts, 0, count[0] * lanes * sizeof(floating))
@@ -421,49 +427,58 @@ cdef void run_queue(floating* gw, const floating* weight, floating* grad_x,
 cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weight,
                             const floating* grad_image, const int64_t* positions,
                             const floating* values, const floating** rows, floating* scales,
-                            Py_ssize_t* queued, floating* parts, Py_ssize_t OH,
-                            Py_ssize_t OW, Py_ssize_t e_h, Py_ssize_t H, Py_ssize_t W,
-                            Py_ssize_t K, Py_ssize_t R, Py_ssize_t S) noexcept nogil:
-    """Both gradients through one input channel's maxima, in order.
+                            Py_ssize_t* queued, floating* parts, Py_ssize_t* counts,
+                            Py_ssize_t* taps, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h,
+                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t R,
+                            Py_ssize_t S) noexcept nogil:
+    """Both gradients through one input channel's maxima.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
     pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
     gradient rows g (channels last) lie end to end, filter row r's W * K elements
     before row r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot
     product of g with ``weight[r, s]`` (the channel's filters in weight_t's layout).
-    Maxima whose R x S taps all land in the image queue up (``rows``, ``scales``,
-    ``queued``: QUEUE of them, each by its filter row 0's gradient row and its
-    position) to go QUEUE at a time into one sweep per filter row, while their rows
-    are still in cache (see ``run_queue``); one at an edge first runs the queue, then
-    sweeps its rows alone. So every element of gw sums the maxima in order.
+    The maxima queue up by the way the image's edges cut their taps (QUEUES queues of
+    QUEUE, each with its taps in ``taps``, its count in ``counts``, and per maximum
+    its first gradient row, value and position in ``rows``, ``scales``, ``queued``,
+    and its partial dot product in ``parts``), to go QUEUE at a time into one sweep
+    per filter row while their rows are still in cache (see ``run_queue``). A queue
+    whose maxima had other taps (kernels over 3 x 3 have more ways than queues) runs
+    before it takes the maximum. The order of each sum is fixed by the indices.
     """
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K, count = 0
-    cdef Py_ssize_t ph, p, q, ih, iw, r, r0, r1, s_lo, s_hi
-    cdef const floating* edge_row
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
+    cdef Py_ssize_t lanes = FASTCONV_VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t ph, p, q, ih, iw, r0, r1, s_lo, s_hi, k, t
+    cdef Py_ssize_t* key
+    taps[0], taps[1], taps[2], taps[3] = 0, R, 0, S
     for ph in range(OH):
         for p in range(ph * OW, (ph + 1) * OW):
             q = positions[p]
             ih = row_of_maximum(q, ph, e_h, W)
             iw = q - ih * W
             taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
-            if r0 == 0 and r1 == R and s_lo == 0 and s_hi == S:
-                rows[count] = grad_image + ((ih + pad_h) * W + iw - pad_w) * K
-                scales[count] = values[p]
-                queued[count] = q
-                count = count + 1
-                if count == QUEUE:
-                    run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R,
-                              -W * K, span)
-                continue
-            run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R, -W * K,
-                      span)
-            for r in range(r0, r1):
-                edge_row = grad_image + ((ih + pad_h - r) * W + iw - pad_w + s_lo) * K
-                gradient_rows(gw + r * span + s_lo * K, weight + r * span + s_lo * K,
-                              &edge_row, 0, &values[p], 1, (s_hi - s_lo) * K, parts)
-            grad_x[q] += lanes_total(parts)
-            memset(parts, 0, FASTCONV_VECTOR_BYTES)
-    run_queue(gw, weight, grad_x, rows, scales, queued, parts, &count, R, -W * K, span)
+            # Queue 0 takes the maxima with all their taps inside, most of them.
+            k = ((r0 > 0) + 2 * (r1 < R)) * 4 + (s_lo > 0) + 2 * (s_hi < S)
+            key = taps + 4 * k
+            if k > 0 and (key[0] != r0 or key[1] != r1 or key[2] != s_lo
+                          or key[3] != s_hi):
+                run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
+                          queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+                          -W * K, K, span)
+                key[0], key[1], key[2], key[3] = r0, r1, s_lo, s_hi
+            t = k * QUEUE + counts[k]
+            rows[t] = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
+            scales[t] = values[p]
+            queued[t] = q
+            counts[k] += 1
+            if counts[k] == QUEUE:
+                run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
+                          queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+                          -W * K, K, span)
+    for k in range(QUEUES):
+        run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
+                  queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, taps + 4 * k,
+                  -W * K, K, span)
 
 
 def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
@@ -493,6 +508,8 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
     cdef floating* parts = NULL
+    cdef Py_ssize_t* counts = NULL
+    cdef Py_ssize_t* taps = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
@@ -500,12 +517,15 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
             if failed:
                 break
             with parallel(num_threads=num_threads):
-                # Each thread's queue of maxima, and their partial dot products.
-                rows = <const floating**> malloc(QUEUE * sizeof(floating*))
-                scales = <floating*> malloc(QUEUE * sizeof(floating))
-                queued = <Py_ssize_t*> malloc(QUEUE * sizeof(Py_ssize_t))
-                parts = <floating*> calloc(QUEUE, FASTCONV_VECTOR_BYTES)
-                if rows == NULL or scales == NULL or queued == NULL or parts == NULL:
+                # Each thread's queues of maxima, with their partial dot products.
+                rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
+                scales = <floating*> malloc(QUEUES * QUEUE * sizeof(floating))
+                queued = <Py_ssize_t*> malloc(QUEUES * QUEUE * sizeof(Py_ssize_t))
+                parts = <floating*> calloc(QUEUES * QUEUE, FASTCONV_VECTOR_BYTES)
+                counts = <Py_ssize_t*> calloc(QUEUES, sizeof(Py_ssize_t))
+                taps = <Py_ssize_t*> calloc(QUEUES * 4, sizeof(Py_ssize_t))
+                if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
+                        or counts == NULL or taps == NULL):
                     failed_flag[0] = 1
                 for c in prange(C, schedule="static"):
                     if failed_flag[0]:
@@ -514,10 +534,13 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                     channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
                                       &weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
                                       &indices[n, c, 0], &pooled[n, c, 0], rows, scales,
-                                      queued, parts, OH, OW, e_h, H, W, K, R, S)
+                                      queued, parts, counts, taps, OH, OW, e_h, H, W, K,
+                                      R, S)
                 free(rows)
                 free(scales)
                 free(queued)
                 free(parts)
+                free(counts)
+                free(taps)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
