@@ -101,6 +101,16 @@ FASTCONV_LANES_TOTAL(double)
 
 #if defined(__GNUC__) || defined(__clang__)
 
+/* Keeps a loaded vector in a register: left alone, GCC folds its load into each of
+   the two multiply-adds that use it, and loads it twice. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FASTCONV_IN_REGISTER(value) __asm__("" : "+v"(value))
+#elif defined(__aarch64__)
+#define FASTCONV_IN_REGISTER(value) __asm__("" : "+w"(value))
+#else
+#define FASTCONV_IN_REGISTER(value) ((void) 0)
+#endif
+
 typedef float fastconv_gradient_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 
@@ -125,6 +135,7 @@ typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_
             odd = (lanes_type) {0};                                                         \
             for (j = 0; j < vectors; j++) {                                                 \
                 memcpy(&row, from + j * LANES, sizeof row);                                 \
+                FASTCONV_IN_REGISTER(row);                                                  \
                 sums[j] += scale * row;                                                     \
                 if (j % 2)                                                                  \
                     odd += w[j] * row;                                                      \
