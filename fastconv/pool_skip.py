@@ -228,9 +228,6 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     K, _, R, S = maxima.weight.shape
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight = allocate("grad_weight", (K, C, R, S), grad_y.dtype)
-    grad_t = _transpose(grad_y.reshape(N, C, H * W),
-                        scratch.empty("workspace", (N, H * W, C), grad_y.dtype),
-                        num_threads).reshape(N, H, W, C)
     # The filters as weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s] (see the kernel).
     unreversed = _transpose(maxima.weight.reshape(1, K, C * R * S),
                             scratch.empty("workspace", (1, C * R * S, K), grad_y.dtype),
@@ -239,8 +236,11 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     weight_t[...] = unreversed[:, :, ::-1]
     grad_weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
     grad_weight_t.fill(0)
-    KERNELS.pool_skip.backward(grad_t, grad_y.reshape(N, C, H * W), maxima.indices,
-                               maxima.pooled, weight_t, grad_weight_t,
+    # One image's gradient, channels last (none for an empty batch, whose planes may
+    # be too tall for the workspace).
+    grad_image = scratch.empty("workspace", (H if N else 0, W, C), grad_y.dtype)
+    KERNELS.pool_skip.backward(grad_y.reshape(N, C, H * W), maxima.indices, maxima.pooled,
+                               weight_t, grad_weight_t, grad_image,
                                grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
                                num_threads)
     unreversed[...] = grad_weight_t[:, :, ::-1]

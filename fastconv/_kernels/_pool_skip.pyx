@@ -78,6 +78,9 @@ cdef extern from "transpose_tile.h" nogil:
 cdef enum:
     # Rows of a matrix that one work item of ``transpose`` takes.
     STRIP = 64
+    # Pixels of a strip of one image's gradient that one work item of the backward's
+    # transposition takes: several items per image for 2 threads even on 64 channels.
+    PIXELS = 256
 
 
 def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
@@ -481,29 +484,31 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
                   -W * K, K, span)
 
 
-def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): channels last
-             const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W): the same, K == C
+def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
+             floating[:, :, ::1] grad_image,           # WORK (H, W, K)
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
              Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
     """The input gradient, and the weight gradient (in weight_t's layout).
 
-    Image after image; within one, the work item is input channel c: ``grad_x[n, c]``
-    starts as grad_y's (the identity path), then both gradients gain the products of
-    c's maxima, in order, with the gradient rows they reach, which each maximum reads
-    once for both (see ``channel_gradients``). ``e_h`` and ``OW`` give the pooled grid,
-    whose block rows locate each maximum's row. One image at a time keeps its
-    gradient rows in cache for all channels. Each element has one writer, and its sum
-    runs in an order fixed by the shape and the indices.
+    Image after image. First the image's gradient is laid out channels last in
+    ``grad_image`` (work items: PIXELS pixels of a strip of STRIP channels), where it
+    stays in cache for all channels. Then the work item is input channel c:
+    ``grad_x[n, c]`` starts as grad_y's (the identity path), then both gradients gain
+    the products of c's maxima, in order, with the gradient rows they reach, which
+    each maximum reads once for both (see ``channel_gradients``). ``e_h`` and ``OW``
+    give the pooled grid, whose block rows locate each maximum's row. Each element has
+    one writer, and its sum runs in an order fixed by the shape and the indices.
     """
-    cdef Py_ssize_t N = grad_t.shape[0], H = grad_t.shape[1], W = grad_t.shape[2]
-    cdef Py_ssize_t K = grad_t.shape[3], C = indices.shape[1], L = indices.shape[2]
+    cdef Py_ssize_t N = grad_y.shape[0], H = grad_image.shape[0], W = grad_image.shape[1]
+    cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = L // OW, plane = H * W
-    cdef Py_ssize_t n, c
+    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, blocks = (plane + PIXELS - 1) // PIXELS
+    cdef Py_ssize_t n, c, item, i0, i1, p0, p1
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
@@ -527,12 +532,23 @@ def backward(const floating[:, :, :, ::1] grad_t,       # IN  (N, H, W, K): chan
                 if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
                         or counts == NULL or taps == NULL):
                     failed_flag[0] = 1
+                for item in prange(strips * blocks, schedule="static"):
+                    i0 = item // blocks * STRIP
+                    i1 = i0 + STRIP if i0 + STRIP < K else K
+                    p0 = item % blocks * PIXELS
+                    p1 = p0 + PIXELS if p0 + PIXELS < plane else plane
+                    if floating is float:
+                        fastconv_transpose_f32(&grad_image[0, 0, 0] + p0 * K + i0, K,
+                                               &grad_y[n, i0, p0], plane, i1 - i0, p1 - p0)
+                    else:
+                        fastconv_transpose_f64(&grad_image[0, 0, 0] + p0 * K + i0, K,
+                                               &grad_y[n, i0, p0], plane, i1 - i0, p1 - p0)
                 for c in prange(C, schedule="static"):
                     if failed_flag[0]:
                         continue
                     memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
                     channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
-                                      &weight_t[c, 0, 0, 0], &grad_t[n, 0, 0, 0],
+                                      &weight_t[c, 0, 0, 0], &grad_image[0, 0, 0],
                                       &indices[n, c, 0], &pooled[n, c, 0], rows, scales,
                                       queued, parts, counts, taps, OH, OW, e_h, H, W, K,
                                       R, S)
