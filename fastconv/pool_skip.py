@@ -111,14 +111,10 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
 BAND_BYTES = 256 * 1024
 
 #: Bytes of the forward's filters for one chunk of input channels and one block of
-#: output channels, which a run's maxima sweep block after block: about a core's
+#: output channels, which a row's maxima sweep block after block: about a core's
 #: L1 cache. (On 64 and 256 channels 24 KiB ran 4-25 % slower, with fewer maxima per
 #: sweep; 96 KiB and more as fast or slower.)
 SLAB_BYTES = 48 * 1024
-
-#: The most pixels of a row whose maxima the forward lists at once: it bounds the
-#: lists' workspace (R * chunk entries per pixel) on very wide rows.
-RUN_PIXELS = 512
 
 
 def _lists(maxima, chunk, scratch):
@@ -166,26 +162,21 @@ def forward(x, bias, maxima, num_threads, scratch):
     R, S = maxima.weight.shape[2:]
     lanes = KERNELS.pool_skip.filter_lanes(x.itemsize)
     chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
-    if chunk * R * S * lanes > np.iinfo(np.int32).max:
-        # The kernel's lists give where a maximum's taps lie in a chunk's filters as int32.
-        raise ValueError(f"weight: kernel size {(R, S)} is too large for pool_skip "
-                         f"(a chunk of its filters would hold {chunk * R * S * lanes} "
+    if C * R * S * lanes > np.iinfo(np.int32).max:
+        # The kernel's lists give where a maximum's filters lie in a block as int32.
+        raise ValueError(f"weight: shape {maxima.weight.shape} is too large for pool_skip "
+                         f"(a block of its filters would hold {C * R * S * lanes} "
                          f"elements, over 2**31 - 1)")
     filters = _filter_blocks(maxima.weight, lanes, num_threads, scratch)
     pixel = filters.shape[0] * lanes
     band = equal_part(H, BAND_BYTES // ((W + S - 1) * pixel * x.itemsize))
-    run = min(W, RUN_PIXELS)
     workers = min(num_threads, N * -(-H // band))
     lists = _lists(maxima, chunk, scratch)
     values = scratch.empty("workspace", lists[-1].shape, x.dtype)
     acc = scratch.empty("workspace", (workers, band * (W + S - 1) * pixel), x.dtype)
-    starts = scratch.empty("workspace", (workers, run + 1), np.intp)
-    offsets = scratch.empty("workspace", (workers, R * chunk * run), np.int32)
-    scales = scratch.empty("workspace", (workers, R * chunk * run), x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled, filters,
-                              bias, *lists, values, acc, starts, offsets, scales,
-                              y.reshape(N, C, H * W), maxima.pooled_w, chunk, band, run,
-                              num_threads)
+                              bias, *lists, values, acc, y.reshape(N, C, H * W),
+                              maxima.pooled_w, chunk, band, num_threads)
     return y
 
 

@@ -127,14 +127,13 @@ def backward_reference(gy, x, weight, e):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
 def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
-    """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1), chunks of
+    """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1) and chunks of
     ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel
-    words of the maxima's masks) and runs of 4 pixels (4+4+2): every band meets maxima
-    of its neighbours' rows, and each chunk's maxima add to what the previous chunks
-    left. With 130 channels the filters end in a partial block of output channels,
-    the output leaves through whole tiles of pixels and channels and through the
-    partial ones beside them, and the backward's sweeps take S * K = 390 elements
-    through whole tiles and a tail."""
+    words of the maxima's masks): every band meets maxima of its neighbours' rows, and
+    each chunk's maxima add to what the previous chunks left. With 130 channels the
+    filters end in a partial block of output channels, the output leaves through
+    whole tiles of pixels and channels and through the partial ones beside them, and
+    the backward's sweeps take S * K = 390 elements through whole tiles and a tail."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
@@ -143,7 +142,6 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, m
     lanes = KERNELS.pool_skip.filter_lanes(itemsize)
     monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
     monkeypatch.setattr(module, "SLAB_BYTES", chunk * 9 * lanes * itemsize)
-    monkeypatch.setattr(module, "RUN_PIXELS", 4)
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)
@@ -221,14 +219,14 @@ def test_pool_skip_rejects_bad_arguments(kwargs, error, match):
 
 
 def test_pool_skip_rejects_filters_beyond_the_kernels_int32_offsets(monkeypatch):
-    """The forward's lists give where a maximum's taps lie in a chunk of the filters as
-    int32: a kernel too large for that is refused before the kernel runs. (A real one
-    would need filters of several GiB; vectors of 2**28 lanes stand in for it.)"""
+    """The forward's lists give where a maximum's filters lie in a block of them as
+    int32: filters too large for that are refused before the kernel runs. (Real ones
+    would take several GiB; vectors of 2**28 lanes stand in for them.)"""
     module = importlib.import_module("fastconv.pool_skip")
     huge_lanes = types.SimpleNamespace(filter_lanes=lambda itemsize: 2**28)
     monkeypatch.setattr(module, "KERNELS", types.SimpleNamespace(pool_skip=huge_lanes))
     x, weight = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
-    with pytest.raises(ValueError, match=r"weight: kernel size \(3, 3\) is too large"):
+    with pytest.raises(ValueError, match=r"weight: shape \(1, 1, 3, 3\) is too large"):
         fastconv.pool_skip(x, weight)
 
 

@@ -12,7 +12,7 @@ gradients, the weight gradient's multiply-add and the input gradient's dot produ
 The maxima of one channel go QUEUE at a time into one sweep per filter row (see
 gradient_rows.h). The forward takes the filters in blocks of one vector of output
 channels instead, so that the filters of a block and a chunk of input channels stay
-near the L1 cache while a run's maxima pass (see ``forward``); it finds the maxima at
+near the L1 cache while a row's maxima pass (see ``forward``); it finds the maxima at
 a position in a list built once per image (see ``list_maxima``), rather than by
 reading each channel's indices again.
 
@@ -54,10 +54,10 @@ cdef extern from "bits.h" nogil:
 
 cdef extern from "spread_taps.h" nogil:
     const int FASTCONV_VECTOR_BYTES
-    void fastconv_spread_run_f32(float* row, Py_ssize_t pitch, const float* slab,
+    void fastconv_spread_row_f32(float* row, Py_ssize_t pitch, const float* slab,
                                  const Py_ssize_t* starts, const int32_t* offsets,
                                  const float* scales, Py_ssize_t pixels, Py_ssize_t taps)
-    void fastconv_spread_run_f64(double* row, Py_ssize_t pitch, const double* slab,
+    void fastconv_spread_row_f64(double* row, Py_ssize_t pitch, const double* slab,
                                  const Py_ssize_t* starts, const int32_t* offsets,
                                  const double* scales, Py_ssize_t pixels, Py_ssize_t taps)
 
@@ -104,17 +104,17 @@ def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
                 fastconv_transpose_f64(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
 
 
-cdef inline void spread_run(floating* row, Py_ssize_t pitch, const floating* slab,
+cdef inline void spread_row(floating* row, Py_ssize_t pitch, const floating* slab,
                             const Py_ssize_t* starts, const int32_t* offsets,
                             const floating* scales, Py_ssize_t pixels,
                             Py_ssize_t taps) noexcept nogil:
-    """Pixel p < pixels of a run gains, at its taps s < taps (``pitch`` elements apart
+    """Pixel p < pixels of a row gains, at its taps s < taps (``pitch`` elements apart
     from ``row + p * pitch``), the vectors ``offsets[t] - s * LANES`` of the slab times
-    ``scales[t]``, for its entries t (spread_taps.h)."""
+    ``scales[t]``, for t from ``starts[p]`` to ``starts[p + 1] - 1`` (spread_taps.h)."""
     if floating is float:
-        fastconv_spread_run_f32(row, pitch, slab, starts, offsets, scales, pixels, taps)
+        fastconv_spread_row_f32(row, pitch, slab, starts, offsets, scales, pixels, taps)
     else:
-        fastconv_spread_run_f64(row, pitch, slab, starts, offsets, scales, pixels, taps)
+        fastconv_spread_row_f64(row, pitch, slab, starts, offsets, scales, pixels, taps)
 
 
 cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
@@ -176,15 +176,17 @@ cdef inline uint64_t channel_bits(Py_ssize_t word, Py_ssize_t c0, Py_ssize_t c1)
 cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t C,
                      Py_ssize_t L, Py_ssize_t OW, const Py_ssize_t* block_row,
                      const Py_ssize_t* block_col, Py_ssize_t H, Py_ssize_t W, Py_ssize_t chunk,
-                     Py_ssize_t* bounds, int32_t* channels, floating* values) noexcept nogil:
+                     int32_t channel_step, Py_ssize_t* bounds, int32_t* offsets,
+                     floating* values) noexcept nogil:
     """List one image's maxima by chunk of ``chunk`` channels and position, in channel order.
 
     The maxima of chunk k at position q are entries ``bounds[k * H*W + q]`` to
-    ``bounds[k * H*W + q + 1] - 1`` of ``channels`` and of ``values`` (each one's
-    pooled value: its channel's maximum of the block ``(block_row[ih],
-    block_col[iw])`` holding q). The maxima are marked first (see ``mark_maxima``),
-    then read off position by position, so both passes run through memory in order.
-    Return 1 if the marks' scratch could not be allocated.
+    ``bounds[k * H*W + q + 1] - 1`` of ``offsets`` (each one's channel times
+    ``channel_step``: where its filters start in a block of the forward's) and of
+    ``values`` (each one's pooled value: its channel's maximum of the block
+    ``(block_row[ih], block_col[iw])`` holding q). The maxima are marked first (see
+    ``mark_maxima``), then read off position by position, so both passes run through
+    memory in order. Return 1 if the marks' scratch could not be allocated.
     """
     cdef Py_ssize_t plane = H * W, chunks = (C + chunk - 1) // chunk
     cdef Py_ssize_t k, c0, c1, ih, iw, q, p, word, c, slot = 0
@@ -207,45 +209,12 @@ cdef int list_maxima(const int64_t* indices, const floating* pooled, Py_ssize_t 
                     while bits:
                         c = 64 * word + fastconv_lowest_bit(bits)
                         bits = bits & (bits - 1)
-                        channels[slot] = <int32_t> c
+                        offsets[slot] = <int32_t> c * channel_step
                         values[slot] = pooled[c * L + p]
                         slot = slot + 1
     bounds[chunks * plane] = slot
     free(masks)
     return 0
-
-
-cdef Py_ssize_t list_run(const Py_ssize_t* bounds, const int32_t* channels,
-                         const floating* values, Py_ssize_t c0, Py_ssize_t oh, Py_ssize_t iw0,
-                         Py_ssize_t iw1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t R,
-                         Py_ssize_t slab_row, Py_ssize_t lanes, Py_ssize_t* starts,
-                         int32_t* offsets, floating* scales) noexcept nogil:
-    """List, for each column iw0 <= iw < iw1 of output row oh, the maxima of one chunk
-    (listed from ``bounds``, its first channel c0) that reach the row from column iw.
-
-    Output row oh meets input rows ih = oh - R // 2 + r through filter row r. All the
-    maxima at one column iw of those rows reach the same S pixels of the row, from the
-    pixel at iw on: entries ``starts[iw - iw0]`` to ``starts[iw - iw0 + 1] - 1`` give
-    the vector of their first tap (filter column S - 1) in a slab of the filters
-    (``offsets``, ``slab_row`` elements per channel and filter row) and their values
-    (``scales``), filter row by filter row, in channel order. There are at most
-    R * chunk * (iw1 - iw0), one per filter row, channel and column. Return their
-    number.
-    """
-    cdef Py_ssize_t r_lo = R // 2 - oh if oh < R // 2 else 0
-    cdef Py_ssize_t r_hi = H - oh + R // 2 if H - oh + R // 2 < R else R
-    cdef Py_ssize_t iw, r, q, i, count = 0
-    for iw in range(iw0, iw1):
-        starts[iw - iw0] = count
-        for r in range(r_lo, r_hi):
-            q = (oh - R // 2 + r) * W + iw
-            for i in range(bounds[q], bounds[q + 1]):
-                offsets[count] = <int32_t> (((channels[i] - c0) * R + r + 1) * slab_row
-                                            - lanes)
-                scales[count] = values[i]
-                count = count + 1
-    starts[iw1 - iw0] = count
-    return count
 
 
 def filter_lanes(Py_ssize_t itemsize):
@@ -261,38 +230,34 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             const Py_ssize_t[::1] block_row,            # IN  (H,): ih // e_h
             const Py_ssize_t[::1] block_col,            # IN  (W,): iw // e_w
             Py_ssize_t[:, ::1] bounds,                  # WORK (N, ceil(C / chunk) * H*W + 1)
-            int32_t[:, ::1] channels,                   # WORK (N, C * L)
+            int32_t[:, ::1] offsets,                    # WORK (N, C * L)
             floating[:, ::1] values,                    # WORK (N, C * L)
             floating[:, ::1] acc,                       # WORK (workers, band * row_len)
-            Py_ssize_t[:, ::1] starts,                  # WORK (workers, run + 1)
-            int32_t[:, ::1] offsets,                    # WORK (workers, R * chunk * run)
-            floating[:, ::1] scales,                    # WORK (workers, R * chunk * run)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
-            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, Py_ssize_t run,
-            int num_threads):
+            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, int num_threads):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
     The lists of maxima take ``num_threads`` threads; the bands at most one per row of
-    ``acc``, ``starts``, ``offsets`` and ``scales``: their workers' scratch.
+    ``acc``: their workers' scratch. C * R * S * LANES must fit in an int32.
 
     ``filters[b, c, r, s, l] = weight[b * LANES + l, c, r, s]``, zero past K: blocks of
     LANES output channels (see ``filter_lanes``). A maximum at column iw reaches pixel
     iw + s of the accumulator's row (pad pixels on) through filter column S - 1 - s: the
     taps' vectors run backwards.
 
-    First each image's maxima are listed by position (see ``list_maxima``). A band
-    then accumulates channels last in its worker's rows of ``acc``, K_blocks * LANES
-    channels per pixel, with pad = S // 2 spare pixels on each side of a row, so a
-    maximum at column iw adds its S taps to pixels iw .. iw + S - 1 of a row without
-    bounds checks. Chunk after chunk of ``chunk`` input channels, row after row, the
-    maxima that reach a run of at most ``run`` pixels of the row are listed by pixel
-    (see ``list_run``); then block after block of output channels, whose slab of the
-    filters for the chunk stays near the L1 cache, every pixel of the run sweeps its
-    list (see ``spread_run``). The interior is then transposed into y beside x and the
-    bias (see ``add_pixels``). The sum at each output element runs chunk after chunk,
-    and within a chunk over the pixel's list (column, filter row, channel) in two
-    sums, of its even and its odd entries: an order fixed whatever the bands and
-    threads.
+    First each image's maxima are listed by position (see ``list_maxima``), each with
+    where its channel's filters start in a block. A band then accumulates channels
+    last in its worker's rows of ``acc``, K_blocks * LANES channels per pixel, with
+    pad = S // 2 spare pixels on each side of a row, so a maximum at column iw adds its
+    S taps to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after
+    chunk of ``chunk`` input channels, row after row, block after block of output
+    channels, whose slab of the filters for the chunk stays near the L1 cache, the
+    maxima of each input row that reaches the row through a filter row sweep its
+    pixels (see ``spread_row``). The interior is then transposed into y beside x and
+    the bias (see ``add_pixels``). The sum at each output element runs chunk after
+    chunk, filter row by filter row, column by column, and over each column's list in
+    channel order in two sums, of its even and its odd entries: an order fixed
+    whatever the bands and threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t K = x.shape[1], K_blocks = filters.shape[0], LANES = filters.shape[4]
@@ -301,14 +266,10 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef Py_ssize_t pad_w = S // 2, pixel = K_blocks * LANES, row_len = (W + 2 * pad_w) * pixel
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
     cdef int workers = <int> acc.shape[0]
-    cdef Py_ssize_t slab_row = S * LANES, item, n, oh0, oh1, q, b, oh, ow, iw0, iw1
-    cdef Py_ssize_t k, worker
+    cdef Py_ssize_t slab_row = S * LANES, item, n, oh0, oh1, q, b, oh, ow, r, ih
     cdef const floating* bias_or_null = NULL
     cdef floating* band_acc
     cdef floating* row
-    cdef Py_ssize_t* run_starts
-    cdef int32_t* run_offsets
-    cdef floating* run_scales
     cdef const floating** pixels = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
@@ -317,8 +278,8 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             if list_maxima(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, OW, &block_row[0],
-                           &block_col[0], H, W, chunk, &bounds[n, 0], &channels[n, 0],
-                           &values[n, 0]):
+                           &block_col[0], H, W, chunk, <int32_t> (R * slab_row),
+                           &bounds[n, 0], &offsets[n, 0], &values[n, 0]):
                 failed_flag[0] = 1
         # At most one worker per scratch row of acc: threadid() picks the row.
         with parallel(num_threads=workers):
@@ -329,29 +290,23 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             for item in prange(N * bands, schedule="static"):
                 if failed_flag[0]:
                     continue
-                worker = threadid()
-                band_acc = &acc[worker, 0]
-                run_starts = &starts[worker, 0]
-                run_offsets = &offsets[worker, 0]
-                run_scales = &scales[worker, 0]
+                band_acc = &acc[threadid(), 0]
                 n = item // bands
                 oh0 = (item % bands) * band
                 oh1 = oh0 + band if oh0 + band < H else H
                 memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
                 for q in range(chunks):
                     for oh in range(oh0, oh1):
-                        for k in range((W + run - 1) // run):
-                            iw0 = k * run
-                            iw1 = iw0 + run if iw0 + run < W else W
-                            if list_run(&bounds[n, q * plane], &channels[n, 0], &values[n, 0],
-                                        q * chunk, oh, iw0, iw1, H, W, R, slab_row, LANES,
-                                        run_starts, run_offsets, run_scales) == 0:
-                                continue
-                            row = band_acc + (oh - oh0) * row_len + iw0 * pixel
-                            for b in range(K_blocks):
-                                spread_run(row + b * LANES, pixel,
-                                           &filters[b, q * chunk, 0, 0, 0], run_starts,
-                                           run_offsets, run_scales, iw1 - iw0, S)
+                        row = band_acc + (oh - oh0) * row_len
+                        for b in range(K_blocks):
+                            # Input row ih meets output row oh through filter row r.
+                            for r in range(R):
+                                ih = oh - R // 2 + r
+                                if 0 <= ih < H:
+                                    spread_row(row + b * LANES, pixel,
+                                               &filters[b, 0, r, S - 1, 0],
+                                               &bounds[n, q * plane + ih * W],
+                                               &offsets[n, 0], &values[n, 0], W, S)
                 for oh in range(oh0, oh1):
                     for ow in range(W):
                         pixels[(oh - oh0) * W + ow] = (band_acc + (oh - oh0) * row_len

@@ -1,15 +1,15 @@
-/* Pool Skip's forward sweep over a run of output pixels for one block of output
-   channels: for each pixel p < pixels, with t from starts[p] to starts[p + 1] - 1,
-   row[p * pitch + s * pitch + l] += scales[t] * slab[offsets[t] - s * LANES + l] for
-   s < taps, l < LANES.
+/* Pool Skip's forward sweep over a row of output pixels for one block of output
+   channels and one filter row: for each pixel p < pixels, with t from starts[p] to
+   starts[p + 1] - 1, row[p * pitch + s * pitch + l] += scales[t] *
+   slab[offsets[t] - s * LANES + l] for s < taps, l < LANES.
 
    The filters are laid out in blocks of LANES output channels (one vector), and a
    block's rows for a chunk of input channels (a slab of a few dozen KiB) stay near the
-   L1 cache while the maxima of a run of pixels pass through them. Each row of the slab
-   holds the taps' vectors end to end, the first tap's last (the filter's columns
-   reversed); the accumulator holds the taps' pixels ``pitch`` elements apart (channels
-   last). Up to 4 taps at a time
-   stay in registers while a pixel's rows pass, in two sums: the rows t = starts[p], starts[p] + 2, ...
+   L1 cache while the maxima of the input rows that reach the output row pass through
+   them. Each row of the slab holds the taps' vectors end to end, the first tap's last
+   (the filter's columns reversed); the accumulator holds the taps' pixels ``pitch``
+   elements apart (channels last). Up to 4 taps at a time stay in registers while a
+   pixel's list passes, in two sums: the entries t = starts[p], starts[p] + 2, ...
    added to the accumulator's value, the others to zero, then the second sum to the
    first. The two chains of multiply-adds hide each other's latency; the order is
    fixed by the lists alone. GCC and clang map the vectors onto the build's registers
@@ -90,8 +90,8 @@
 
 typedef float fastconv_taps_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 typedef double fastconv_taps_f64 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
-FASTCONV_SPREAD_TAPS(float, fastconv_taps_f32, fastconv_spread_run_f32)
-FASTCONV_SPREAD_TAPS(double, fastconv_taps_f64, fastconv_spread_run_f64)
+FASTCONV_SPREAD_TAPS(float, fastconv_taps_f32, fastconv_spread_row_f32)
+FASTCONV_SPREAD_TAPS(double, fastconv_taps_f64, fastconv_spread_row_f64)
 
 #else
 
@@ -113,8 +113,8 @@ FASTCONV_SPREAD_TAPS(double, fastconv_taps_f64, fastconv_spread_run_f64)
                     *at = even + odd;                                                        \
                 }                                                                            \
     }
-FASTCONV_SPREAD_TAPS(float, fastconv_spread_run_f32)
-FASTCONV_SPREAD_TAPS(double, fastconv_spread_run_f64)
+FASTCONV_SPREAD_TAPS(float, fastconv_spread_row_f32)
+FASTCONV_SPREAD_TAPS(double, fastconv_spread_row_f64)
 
 #endif
 
