@@ -227,13 +227,14 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     weight_t[...] = unreversed[:, :, ::-1]
     grad_weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
     grad_weight_t.fill(0)
-    # One image's gradient, channels last (none for an empty batch, whose planes may
-    # be too tall for the workspace).
-    grad_image = scratch.empty("workspace", (H if N else 0, W, C), grad_y.dtype)
+    # Each worker's copy of one image's gradient, channels last (none for an empty
+    # batch, whose planes may be too tall for the workspace); a worker per channel at
+    # most, and at least one.
+    workers = max(1, min(num_threads, C))
+    grad_images = scratch.empty("workspace", (workers, H if N else 0, W, C), grad_y.dtype)
     KERNELS.pool_skip.backward(grad_y.reshape(N, C, H * W), maxima.indices, maxima.pooled,
-                               weight_t, grad_weight_t, grad_image,
-                               grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w,
-                               num_threads)
+                               weight_t, grad_weight_t, grad_images,
+                               grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w)
     unreversed[...] = grad_weight_t[:, :, ::-1]
     _transpose(unreversed.reshape(1, C * R * S, K), grad_weight.reshape(1, K, C * R * S),
                num_threads)

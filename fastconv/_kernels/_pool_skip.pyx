@@ -78,9 +78,6 @@ cdef extern from "transpose_tile.h" nogil:
 cdef enum:
     # Rows of a matrix that one work item of ``transpose`` takes.
     STRIP = 64
-    # Pixels of a strip of one image's gradient that one work item of the backward's
-    # transposition takes: several items per image for 2 threads even on 64 channels.
-    PIXELS = 256
 
 
 def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
@@ -444,39 +441,44 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
-             floating[:, :, ::1] grad_image,           # WORK (H, W, K)
+             floating[:, :, :, ::1] grad_images,       # WORK (workers, H, W, K)
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
-             Py_ssize_t e_h, Py_ssize_t OW, int num_threads):
+             Py_ssize_t e_h, Py_ssize_t OW):
     """The input gradient, and the weight gradient (in weight_t's layout).
 
-    Image after image. First the image's gradient is laid out channels last in
-    ``grad_image`` (work items: PIXELS pixels of a strip of STRIP channels), where it
-    stays in cache for all channels. Then the work item is input channel c:
+    Image after image, on as many threads as ``grad_images`` has rows. First each
+    thread lays the image's gradient out channels last in its own row of it, where it
+    stays in the thread's cache for all the thread's channels: the threads each
+    transpose the whole image, but none then reads what another wrote. Then the work
+    item is input channel c:
     ``grad_x[n, c]`` starts as grad_y's (the identity path), then both gradients gain
     the products of c's maxima, in order, with the gradient rows they reach, which
     each maximum reads once for both (see ``channel_gradients``). ``e_h`` and ``OW``
     give the pooled grid, whose block rows locate each maximum's row. Each element has
     one writer, and its sum runs in an order fixed by the shape and the indices.
     """
-    cdef Py_ssize_t N = grad_y.shape[0], H = grad_image.shape[0], W = grad_image.shape[1]
+    cdef Py_ssize_t N = grad_y.shape[0], H = grad_images.shape[1], W = grad_images.shape[2]
     cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = L // OW, plane = H * W
-    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, blocks = (plane + PIXELS - 1) // PIXELS
-    cdef Py_ssize_t n, c, item, i0, i1, p0, p1
+    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, n, c
+    cdef int workers = <int> grad_images.shape[0]
+    # Set before the parallel block, which copies them into each thread.
+    cdef Py_ssize_t strip = 0, i0 = 0, i1 = 0
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
     cdef floating* parts = NULL
     cdef Py_ssize_t* counts = NULL
     cdef Py_ssize_t* taps = NULL
+    cdef floating* grad_image = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil:
         for n in range(N):
             if failed:
                 break
-            with parallel(num_threads=num_threads):
+            with parallel(num_threads=workers):
                 # Each thread's queues of maxima, with their partial dot products.
                 rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
                 scales = <floating*> malloc(QUEUES * QUEUE * sizeof(floating))
@@ -487,23 +489,22 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
                 if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
                         or counts == NULL or taps == NULL):
                     failed_flag[0] = 1
-                for item in prange(strips * blocks, schedule="static"):
-                    i0 = item // blocks * STRIP
+                grad_image = &grad_images[threadid(), 0, 0, 0]
+                for strip in range(strips):
+                    i0 = strip * STRIP
                     i1 = i0 + STRIP if i0 + STRIP < K else K
-                    p0 = item % blocks * PIXELS
-                    p1 = p0 + PIXELS if p0 + PIXELS < plane else plane
                     if floating is float:
-                        fastconv_transpose_f32(&grad_image[0, 0, 0] + p0 * K + i0, K,
-                                               &grad_y[n, i0, p0], plane, i1 - i0, p1 - p0)
+                        fastconv_transpose_f32(grad_image + i0, K, &grad_y[n, i0, 0], plane,
+                                               i1 - i0, plane)
                     else:
-                        fastconv_transpose_f64(&grad_image[0, 0, 0] + p0 * K + i0, K,
-                                               &grad_y[n, i0, p0], plane, i1 - i0, p1 - p0)
+                        fastconv_transpose_f64(grad_image + i0, K, &grad_y[n, i0, 0], plane,
+                                               i1 - i0, plane)
                 for c in prange(C, schedule="static"):
                     if failed_flag[0]:
                         continue
                     memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
                     channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
-                                      &weight_t[c, 0, 0, 0], &grad_image[0, 0, 0],
+                                      &weight_t[c, 0, 0, 0], grad_image,
                                       &indices[n, c, 0], &pooled[n, c, 0], rows, scales,
                                       queued, parts, counts, taps, OH, OW, e_h, H, W, K,
                                       R, S)
