@@ -461,10 +461,10 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
     cdef Py_ssize_t OH = L // OW, plane = H * W
-    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, n, c
+    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, c
     cdef int workers = <int> grad_images.shape[0]
     # Set before the parallel block, which copies them into each thread.
-    cdef Py_ssize_t strip = 0, i0 = 0, i1 = 0
+    cdef Py_ssize_t n = 0, strip = 0, i0 = 0, i1 = 0
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
@@ -474,45 +474,41 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef floating* grad_image = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    with nogil:
+    with nogil, parallel(num_threads=workers):
+        # Each thread's queues of maxima, with their partial dot products.
+        rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
+        scales = <floating*> malloc(QUEUES * QUEUE * sizeof(floating))
+        queued = <Py_ssize_t*> malloc(QUEUES * QUEUE * sizeof(Py_ssize_t))
+        parts = <floating*> calloc(QUEUES * QUEUE, FASTCONV_VECTOR_BYTES)
+        counts = <Py_ssize_t*> calloc(QUEUES, sizeof(Py_ssize_t))
+        taps = <Py_ssize_t*> calloc(QUEUES * 4, sizeof(Py_ssize_t))
+        if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
+                or counts == NULL or taps == NULL):
+            failed_flag[0] = 1
+        grad_image = &grad_images[threadid(), 0, 0, 0]
         for n in range(N):
-            if failed:
-                break
-            with parallel(num_threads=workers):
-                # Each thread's queues of maxima, with their partial dot products.
-                rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
-                scales = <floating*> malloc(QUEUES * QUEUE * sizeof(floating))
-                queued = <Py_ssize_t*> malloc(QUEUES * QUEUE * sizeof(Py_ssize_t))
-                parts = <floating*> calloc(QUEUES * QUEUE, FASTCONV_VECTOR_BYTES)
-                counts = <Py_ssize_t*> calloc(QUEUES, sizeof(Py_ssize_t))
-                taps = <Py_ssize_t*> calloc(QUEUES * 4, sizeof(Py_ssize_t))
-                if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
-                        or counts == NULL or taps == NULL):
-                    failed_flag[0] = 1
-                grad_image = &grad_images[threadid(), 0, 0, 0]
-                for strip in range(strips):
-                    i0 = strip * STRIP
-                    i1 = i0 + STRIP if i0 + STRIP < K else K
-                    if floating is float:
-                        fastconv_transpose_f32(grad_image + i0, K, &grad_y[n, i0, 0], plane,
-                                               i1 - i0, plane)
-                    else:
-                        fastconv_transpose_f64(grad_image + i0, K, &grad_y[n, i0, 0], plane,
-                                               i1 - i0, plane)
-                for c in prange(C, schedule="static"):
-                    if failed_flag[0]:
-                        continue
-                    memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
-                    channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
-                                      &weight_t[c, 0, 0, 0], grad_image,
-                                      &indices[n, c, 0], &pooled[n, c, 0], rows, scales,
-                                      queued, parts, counts, taps, OH, OW, e_h, H, W, K,
-                                      R, S)
-                free(rows)
-                free(scales)
-                free(queued)
-                free(parts)
-                free(counts)
-                free(taps)
+            for strip in range(strips):
+                i0 = strip * STRIP
+                i1 = i0 + STRIP if i0 + STRIP < K else K
+                if floating is float:
+                    fastconv_transpose_f32(grad_image + i0, K, &grad_y[n, i0, 0], plane,
+                                           i1 - i0, plane)
+                else:
+                    fastconv_transpose_f64(grad_image + i0, K, &grad_y[n, i0, 0], plane,
+                                           i1 - i0, plane)
+            for c in prange(C, schedule="static"):
+                if failed_flag[0]:
+                    continue
+                memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
+                channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
+                                  &weight_t[c, 0, 0, 0], grad_image, &indices[n, c, 0],
+                                  &pooled[n, c, 0], rows, scales, queued, parts, counts,
+                                  taps, OH, OW, e_h, H, W, K, R, S)
+        free(rows)
+        free(scales)
+        free(queued)
+        free(parts)
+        free(counts)
+        free(taps)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
