@@ -55,20 +55,21 @@
 FASTCONV_GRADIENT_ROWS_PLAIN(float)
 FASTCONV_GRADIENT_ROWS_PLAIN(double)
 
-/* The sum of a row's LANES partial sums: the upper half of the lanes added to the
-   lower half, and again, down to one lane, in the same order on every call. */
-#define FASTCONV_LANES_TOTAL(type)                                                          \
-    static inline type fastconv_lanes_total_##type(type* part) {                            \
-        ptrdiff_t width, j;                                                                 \
-        for (width = FASTCONV_GRADIENT_LANES(type) / 2; width > 0; width /= 2)              \
-            for (j = 0; j < width; j++)                                                     \
-                part[j] += part[j + width];                                                 \
-        return part[0];                                                                     \
-    }
-
 #if defined(__GNUC__) || defined(__clang__)
 
-/* The halvings as vector additions: the halves of 64 bytes, of 32, then of 16. */
+/* Keeps a loaded vector in a register: left alone, GCC folds its load into each of
+   the two multiply-adds that use it, and loads it twice. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FASTCONV_IN_REGISTER(value) __asm__("" : "+v"(value))
+#elif defined(__aarch64__)
+#define FASTCONV_IN_REGISTER(value) __asm__("" : "+w"(value))
+#else
+#define FASTCONV_IN_REGISTER(value) ((void) 0)
+#endif
+
+/* The sum of a row's LANES partial sums: the upper half of the lanes added to the
+   lower half, and again, down to one lane (halves of 64 bytes, of 32, of 16), in the
+   same order on every call. */
 #define FASTCONV_HALVE(type, bytes, part)                                                   \
     do {                                                                                    \
         typedef type half_type __attribute__((vector_size((bytes) / 2)));                   \
@@ -91,25 +92,6 @@ FASTCONV_GRADIENT_ROWS_PLAIN(double)
     }
 FASTCONV_LANES_TOTAL_VECTOR(float)
 FASTCONV_LANES_TOTAL_VECTOR(double)
-
-#else
-
-FASTCONV_LANES_TOTAL(float)
-FASTCONV_LANES_TOTAL(double)
-
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-
-/* Keeps a loaded vector in a register: left alone, GCC folds its load into each of
-   the two multiply-adds that use it, and loads it twice. */
-#if defined(__x86_64__) || defined(__i386__)
-#define FASTCONV_IN_REGISTER(value) __asm__("" : "+v"(value))
-#elif defined(__aarch64__)
-#define FASTCONV_IN_REGISTER(value) __asm__("" : "+w"(value))
-#else
-#define FASTCONV_IN_REGISTER(value) ((void) 0)
-#endif
 
 typedef float fastconv_gradient_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
@@ -171,6 +153,18 @@ FASTCONV_GRADIENT_ROWS(float, fastconv_gradient_f32, fastconv_gradient_rows_f32)
 FASTCONV_GRADIENT_ROWS(double, fastconv_gradient_f64, fastconv_gradient_rows_f64)
 
 #else
+
+/* The sum of a row's LANES partial sums, halved as above. */
+#define FASTCONV_LANES_TOTAL(type)                                                          \
+    static inline type fastconv_lanes_total_##type(type* part) {                            \
+        ptrdiff_t width, j;                                                                 \
+        for (width = FASTCONV_GRADIENT_LANES(type) / 2; width > 0; width /= 2)              \
+            for (j = 0; j < width; j++)                                                     \
+                part[j] += part[j + width];                                                 \
+        return part[0];                                                                     \
+    }
+FASTCONV_LANES_TOTAL(float)
+FASTCONV_LANES_TOTAL(double)
 
 #define FASTCONV_GRADIENT_ROWS(type, name)                                                  \
     static inline void name(type* acc, const type* weights, const type* const* rows,        \
