@@ -474,6 +474,9 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef floating* grad_image = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    if N == 0 or C == 0:
+        # Nothing to do; the workspace may be empty.
+        return
     with nogil, parallel(num_threads=workers):
         # Each thread's queues of maxima, with their partial dot products.
         rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
