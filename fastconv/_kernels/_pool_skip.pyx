@@ -3,12 +3,13 @@
 ``max_unpool(max_pool_e(x))`` is zero except at one position per e x e block in each
 channel, so its "same" convolution needs 1/e^2 of a dense convolution's work: each
 maximum is spread through the R x S taps instead of convolving a map of zeros.
-The backward's weight arrives as ``weight_t[c, r, s, k] = weight[k, c, r, S - 1 - s]``:
-for one input channel and filter row, the S taps' rows over the output channels lie
-end to end, in the order of the output pixels they reach. A maximum at column iw thus
-meets S * K contiguous weights and S * K contiguous gradient elements (channels
-last): one long sweep per maximum and filter row, which vectorises and serves both
-gradients, the weight gradient's multiply-add and the input gradient's dot product.
+The backward takes the filters as ``weight_t[c, r, s, k] = weight[k, c, r, s]`` and
+the gradient channels last and mirrored (its pixels in reverse order): a maximum
+reaches output column iw + S // 2 - s through filter column s, so in the mirrored
+image the S taps' gradient rows lie end to end in the order of s. A maximum thus
+meets S * K contiguous weights and S * K contiguous gradient elements per filter row:
+one long sweep, which vectorises and serves both gradients, the weight gradient's
+multiply-add and the input gradient's dot product.
 The maxima of one channel go QUEUE at a time into one sweep per filter row (see
 gradient_rows.h). The forward takes the filters in blocks of one vector of output
 channels instead, so that the filters of a block and a chunk of input channels stay
@@ -320,15 +321,15 @@ cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssiz
                              Py_ssize_t* s_lo, Py_ssize_t* s_hi) noexcept nogil:
     """The taps through which a maximum at (ih, iw) reaches output pixels in the image.
 
-    Filter row r reaches output row ih + R // 2 - r and (in weight_t's reversed
-    order) column s reaches output column iw - S // 2 + s: rows ``r0 .. r1 - 1`` and
-    columns ``s_lo .. s_hi - 1`` land inside the image.
+    Filter row r reaches output row ih + R // 2 - r and filter column s output column
+    iw + S // 2 - s: rows ``r0 .. r1 - 1`` and columns ``s_lo .. s_hi - 1`` land
+    inside the image.
     """
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2
     r0[0] = ih + pad_h - H + 1 if ih + pad_h - H + 1 > 0 else 0
     r1[0] = ih + pad_h + 1 if ih + pad_h + 1 < R else R
-    s_lo[0] = pad_w - iw if iw < pad_w else 0
-    s_hi[0] = W + pad_w - iw if W + pad_w - iw < S else S
+    s_lo[0] = iw + pad_w - W + 1 if iw + pad_w - W + 1 > 0 else 0
+    s_hi[0] = iw + pad_w + 1 if iw + pad_w + 1 < S else S
 
 
 cdef inline void gradient_rows(floating* acc, const floating* weights,
@@ -389,10 +390,11 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
     """Both gradients through one input channel's maxima.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
-    pixels (ih + R // 2 - r, iw - S // 2 + s) for the columns s that exist, whose
-    gradient rows g (channels last) lie end to end, filter row r's W * K elements
-    before row r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot
-    product of g with ``weight[r, s]`` (the channel's filters in weight_t's layout).
+    pixels (ih + R // 2 - r, iw + S // 2 - s) for the columns s that exist. In the
+    mirrored gradient image (channels last, pixels in reverse order) their gradient
+    rows g lie end to end, in the order of s, filter row r's W * K elements after row
+    r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot product of g with
+    ``weight[r, s]`` (the channel's filters in weight_t's layout).
     The maxima queue up by the way the image's edges cut their taps (QUEUES queues of
     QUEUE, each with its taps in ``taps``, its count in ``counts``, and per maximum
     its first gradient row, value and position in ``rows``, ``scales``, ``queued``,
@@ -419,37 +421,40 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
                           or key[3] != s_hi):
                 run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
                           queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
-                          -W * K, K, span)
+                          W * K, K, span)
                 key[0], key[1], key[2], key[3] = r0, r1, s_lo, s_hi
             t = k * QUEUE + counts[k]
-            rows[t] = grad_image + ((ih + pad_h - r0) * W + iw - pad_w + s_lo) * K
+            # The maximum lies at (H - 1 - ih, W - 1 - iw) in the mirrored image.
+            rows[t] = grad_image + ((H - 1 - ih - pad_h + r0) * W + W - 1 - iw - pad_w
+                                    + s_lo) * K
             scales[t] = values[p]
             queued[t] = q
             counts[k] += 1
             if counts[k] == QUEUE:
                 run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
                           queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
-                          -W * K, K, span)
+                          W * K, K, span)
     for k in range(QUEUES):
         run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
                   queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, taps + 4 * k,
-                  -W * K, K, span)
+                  W * K, K, span)
 
 
 def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
-             const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K), s reversed
+             const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K)
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, :, ::1] grad_images,       # WORK (workers, H, W, K)
              floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
              Py_ssize_t e_h, Py_ssize_t OW):
     """The input gradient, and the weight gradient (in weight_t's layout).
 
-    Image after image, on as many threads as ``grad_images`` has rows. First each
-    thread lays the image's gradient out channels last in its own row of it, where it
-    stays in the thread's cache for all the thread's channels: the threads each
-    transpose the whole image, but none then reads what another wrote. Then the work
+    ``weight_t[c, r, s, k] = weight[k, c, r, s]``. Image after image, on as many
+    threads as ``grad_images`` has rows. First each thread lays the image's gradient
+    out channels last and mirrored (pixel p of the plane at H*W - 1 - p) in its own row
+    of it, where it stays in the thread's cache for all the thread's channels: the
+    threads each transpose the whole image, but none then reads what another wrote. Then the work
     item is input channel c:
     ``grad_x[n, c]`` starts as grad_y's (the identity path), then both gradients gain
     the products of c's maxima, in order, with the gradient rows they reach, which
@@ -493,12 +498,13 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
             for strip in range(strips):
                 i0 = strip * STRIP
                 i1 = i0 + STRIP if i0 + STRIP < K else K
+                # Pixel p lands at plane - 1 - p: the image mirrored.
                 if floating is float:
-                    fastconv_transpose_f32(grad_image + i0, K, &grad_y[n, i0, 0], plane,
-                                           i1 - i0, plane)
+                    fastconv_transpose_f32(grad_image + (plane - 1) * K + i0, -K,
+                                           &grad_y[n, i0, 0], plane, i1 - i0, plane)
                 else:
-                    fastconv_transpose_f64(grad_image + i0, K, &grad_y[n, i0, 0], plane,
-                                           i1 - i0, plane)
+                    fastconv_transpose_f64(grad_image + (plane - 1) * K + i0, -K,
+                                           &grad_y[n, i0, 0], plane, i1 - i0, plane)
             for c in prange(C, schedule="static"):
                 if failed_flag[0]:
                     continue
