@@ -176,7 +176,7 @@ def forward(x, bias, maxima, num_threads, scratch):
     acc = scratch.empty("workspace", (workers, band * (W + S - 1) * pixel), x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled, filters,
                               bias, *lists, values, acc, y.reshape(N, C, H * W),
-                              maxima.pooled_w, chunk, band, num_threads)
+                              maxima.pooled_w, chunk, band)
     return y
 
 

@@ -232,11 +232,11 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             floating[:, ::1] values,                    # WORK (N, C * L)
             floating[:, ::1] acc,                       # WORK (workers, band * row_len)
             floating[:, :, ::1] y,                      # OUT (N, K, H*W)
-            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band, int num_threads):
+            Py_ssize_t OW, Py_ssize_t chunk, Py_ssize_t band):
     """``y = x + bias + conv(unpooled)``; a work item is a band of output rows of one image.
 
-    The lists of maxima take ``num_threads`` threads; the bands at most one per row of
-    ``acc``: their workers' scratch. C * R * S * LANES must fit in an int32.
+    The lists of maxima, then the bands, take as many threads as ``acc`` has rows:
+    their workers' scratch. C * R * S * LANES must fit in an int32.
 
     ``filters[b, c, r, s, l] = weight[b * LANES + l, c, r, s]``, zero past K: blocks of
     LANES output channels (see ``filter_lanes``). A maximum at column iw reaches pixel
@@ -273,45 +273,44 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef int* failed_flag = &failed
     if bias is not None and bias.shape[0] > 0:
         bias_or_null = &bias[0]
-    with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+    # At most one worker per scratch row of acc: threadid() picks the row.
+    with nogil, parallel(num_threads=workers):
+        # Where each output pixel of a band lies in acc, row after row.
+        pixels = <const floating**> malloc(band * W * sizeof(floating*))
+        if pixels == NULL:
+            failed_flag[0] = 1
+        for n in prange(N, schedule="static"):
             if list_maxima(&indices[n, 0, 0], &pooled[n, 0, 0], C, L, OW, &block_row[0],
                            &block_col[0], H, W, chunk, <int32_t> (R * slab_row),
                            &bounds[n, 0], &offsets[n, 0], &values[n, 0]):
                 failed_flag[0] = 1
-        # At most one worker per scratch row of acc: threadid() picks the row.
-        with parallel(num_threads=workers):
-            # Where each output pixel of a band lies in acc, row after row.
-            pixels = <const floating**> malloc(band * W * sizeof(floating*))
-            if pixels == NULL:
-                failed_flag[0] = 1
-            for item in prange(N * bands, schedule="static"):
-                if failed_flag[0]:
-                    continue
-                band_acc = &acc[threadid(), 0]
-                n = item // bands
-                oh0 = (item % bands) * band
-                oh1 = oh0 + band if oh0 + band < H else H
-                memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
-                for q in range(chunks):
-                    for oh in range(oh0, oh1):
-                        row = band_acc + (oh - oh0) * row_len
-                        for b in range(K_blocks):
-                            # Input row ih meets output row oh through filter row r.
-                            for r in range(R):
-                                ih = oh - R // 2 + r
-                                if 0 <= ih < H:
-                                    spread_row(row + b * LANES, pixel,
-                                               &filters[b, 0, r, S - 1, 0],
-                                               &bounds[n, q * plane + ih * W],
-                                               &offsets[n, 0], &values[n, 0], W, S)
+        for item in prange(N * bands, schedule="static"):
+            if failed_flag[0]:
+                continue
+            band_acc = &acc[threadid(), 0]
+            n = item // bands
+            oh0 = (item % bands) * band
+            oh1 = oh0 + band if oh0 + band < H else H
+            memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
+            for q in range(chunks):
                 for oh in range(oh0, oh1):
-                    for ow in range(W):
-                        pixels[(oh - oh0) * W + ow] = (band_acc + (oh - oh0) * row_len
-                                                       + (pad_w + ow) * pixel)
-                add_pixels(&y[n, 0, oh0 * W], &x[n, 0, oh0 * W], plane, pixels,
-                           (oh1 - oh0) * W, bias_or_null, K)
-            free(pixels)
+                    row = band_acc + (oh - oh0) * row_len
+                    for b in range(K_blocks):
+                        # Input row ih meets output row oh through filter row r.
+                        for r in range(R):
+                            ih = oh - R // 2 + r
+                            if 0 <= ih < H:
+                                spread_row(row + b * LANES, pixel,
+                                           &filters[b, 0, r, S - 1, 0],
+                                           &bounds[n, q * plane + ih * W],
+                                           &offsets[n, 0], &values[n, 0], W, S)
+            for oh in range(oh0, oh1):
+                for ow in range(W):
+                    pixels[(oh - oh0) * W + ow] = (band_acc + (oh - oh0) * row_len
+                                                   + (pad_w + ow) * pixel)
+            add_pixels(&y[n, 0, oh0 * W], &x[n, 0, oh0 * W], plane, pixels,
+                       (oh1 - oh0) * W, bias_or_null, K)
+        free(pixels)
     if failed:
         raise MemoryError("pool_skip: no memory for its scratch buffers")
 
