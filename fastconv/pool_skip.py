@@ -232,7 +232,7 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     grad_images = scratch.empty("workspace", (workers, H if N else 0, W, C), grad_y.dtype)
     KERNELS.pool_skip.backward(grad_y.reshape(N, C, H * W), maxima.indices, maxima.pooled,
                                weight_t, grad_weight_t, grad_images,
-                               grad_x.reshape(N, C, H * W), maxima.e[0], maxima.pooled_w)
+                               grad_x.reshape(N, C, H * W))
     _transpose(grad_weight_t.reshape(1, C * R * S, K), grad_weight.reshape(1, K, C * R * S),
                num_threads)
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None

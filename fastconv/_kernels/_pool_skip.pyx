@@ -126,21 +126,6 @@ cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
         fastconv_add_pixels_f64(y, x, pitch, pixels, P, bias, K)
 
 
-cdef inline Py_ssize_t row_of_maximum(int64_t q, Py_ssize_t ph, Py_ssize_t e_h,
-                                      Py_ssize_t W) noexcept nogil:
-    """The row of the maximum at flat position q of pooled row ph.
-
-    It lies in the block's e_h rows from ph * e_h: e_h - 1 comparisons find it, where
-    ``q // W`` would cost a division per maximum. They are counted rather than
-    branched on: which row holds the maximum is data, and a loop that stopped there
-    would mispredict about once per maximum.
-    """
-    cdef Py_ssize_t ih = ph * e_h, offset = q - ih * W, j
-    for j in range(1, e_h):
-        ih = ih + (offset >= j * W)
-    return ih
-
-
 cdef void mark_maxima(const int64_t* indices, Py_ssize_t C, Py_ssize_t L, Py_ssize_t plane,
                       uint64_t* masks) noexcept nogil:
     """Set bit ``c % 64`` of ``masks[c // 64, q]`` for each maximum of channel c, at q.
@@ -331,6 +316,30 @@ cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssiz
     s_hi[0] = iw + pad_w + 1 if iw + pad_w + 1 < S else S
 
 
+cdef void map_taps(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t R, Py_ssize_t S,
+                   Py_ssize_t* reach, int32_t* taps) noexcept nogil:
+    """For each position q = (ih, iw) of a plane, what a maximum there reaches.
+
+    ``taps[5 * q:]``: its filter rows and columns inside the image (see
+    ``taps_inside``) and its queue in ``channel_gradients``, by the way the image's
+    edges cut them (0: none). ``reach[q]``: where its gradient row through the first
+    of those taps starts in the mirrored gradient image, where the maximum lies at
+    (H - 1 - ih, W - 1 - iw). The same for every image and channel: built once.
+    """
+    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, ih, iw, q, r0, r1, s_lo, s_hi
+    for ih in range(H):
+        for iw in range(W):
+            q = ih * W + iw
+            taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
+            taps[5 * q] = <int32_t> r0
+            taps[5 * q + 1] = <int32_t> r1
+            taps[5 * q + 2] = <int32_t> s_lo
+            taps[5 * q + 3] = <int32_t> s_hi
+            taps[5 * q + 4] = <int32_t> (((r0 > 0) + 2 * (r1 < R)) * 4 + (s_lo > 0)
+                                         + 2 * (s_hi < S))
+            reach[q] = ((H - 1 - ih - pad_h + r0) * W + W - 1 - iw - pad_w + s_lo) * K
+
+
 cdef inline void gradient_rows(floating* acc, const floating* weights,
                                const floating* const* rows, Py_ssize_t shift,
                                const floating* scales, Py_ssize_t count, Py_ssize_t n,
@@ -381,19 +390,20 @@ cdef void run_queue(floating* gw, const floating* weight, floating* grad_x,
 
 cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weight,
                             const floating* grad_image, const int64_t* positions,
-                            const floating* values, const floating** rows, floating* scales,
+                            const floating* values, Py_ssize_t L, const Py_ssize_t* reach,
+                            const int32_t* taps_at, const floating** rows, floating* scales,
                             Py_ssize_t* queued, floating* parts, Py_ssize_t* counts,
-                            Py_ssize_t* taps, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t e_h,
-                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t R,
+                            Py_ssize_t* taps, Py_ssize_t W, Py_ssize_t K,
                             Py_ssize_t S) noexcept nogil:
-    """Both gradients through one input channel's maxima.
+    """Both gradients through one input channel's L maxima.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
     pixels (ih + R // 2 - r, iw + S // 2 - s) for the columns s that exist. In the
     mirrored gradient image (channels last, pixels in reverse order) their gradient
     rows g lie end to end, in the order of s, filter row r's W * K elements after row
     r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot product of g with
-    ``weight[r, s]`` (the channel's filters in weight_t's layout).
+    ``weight[r, s]`` (the channel's filters in weight_t's layout). Which taps those
+    are, and where their rows start, ``taps_at`` and ``reach`` give (see ``map_taps``).
     The maxima queue up by the way the image's edges cut their taps (QUEUES queues of
     QUEUE, each with its taps in ``taps``, its count in ``counts``, and per maximum
     its first gradient row, value and position in ``rows``, ``scales``, ``queued``,
@@ -402,37 +412,33 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
     whose maxima had other taps (kernels over 3 x 3 have more ways than queues) runs
     before it takes the maximum. The order of each sum is fixed by the indices.
     """
-    cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, span = S * K
-    cdef Py_ssize_t lanes = FASTCONV_VECTOR_BYTES // sizeof(floating)
-    cdef Py_ssize_t ph, p, q, ih, iw, r0, r1, s_lo, s_hi, k, t
+    cdef Py_ssize_t span = S * K, lanes = FASTCONV_VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t p, q, k, t, j
     cdef Py_ssize_t* key
-    taps[0], taps[1], taps[2], taps[3] = 0, R, 0, S
-    for ph in range(OH):
-        for p in range(ph * OW, (ph + 1) * OW):
-            q = positions[p]
-            ih = row_of_maximum(q, ph, e_h, W)
-            iw = q - ih * W
-            taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
-            # Queue 0 takes the maxima with all their taps inside, most of them.
-            k = ((r0 > 0) + 2 * (r1 < R)) * 4 + (s_lo > 0) + 2 * (s_hi < S)
-            key = taps + 4 * k
-            if k > 0 and (key[0] != r0 or key[1] != r1 or key[2] != s_lo
-                          or key[3] != s_hi):
-                run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
-                          queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
-                          W * K, K, span)
-                key[0], key[1], key[2], key[3] = r0, r1, s_lo, s_hi
-            t = k * QUEUE + counts[k]
-            # The maximum lies at (H - 1 - ih, W - 1 - iw) in the mirrored image.
-            rows[t] = grad_image + ((H - 1 - ih - pad_h + r0) * W + W - 1 - iw - pad_w
-                                    + s_lo) * K
-            scales[t] = values[p]
-            queued[t] = q
-            counts[k] += 1
-            if counts[k] == QUEUE:
-                run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
-                          queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
-                          W * K, K, span)
+    cdef const int32_t* at
+    for p in range(L):
+        q = positions[p]
+        at = taps_at + 5 * q
+        # Queue 0 takes the maxima with all their taps inside, most of them; its
+        # taps never change.
+        k = at[4]
+        key = taps + 4 * k
+        if k > 0 and (key[0] != at[0] or key[1] != at[1] or key[2] != at[2]
+                      or key[3] != at[3]):
+            run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
+                      queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+                      W * K, K, span)
+            for j in range(4):
+                key[j] = at[j]
+        t = k * QUEUE + counts[k]
+        rows[t] = grad_image + reach[q]
+        scales[t] = values[p]
+        queued[t] = q
+        counts[k] += 1
+        if counts[k] == QUEUE:
+            run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
+                      queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+                      W * K, K, span)
     for k in range(QUEUES):
         run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
                   queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, taps + 4 * k,
@@ -445,26 +451,24 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
              const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K)
              floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
              floating[:, :, :, ::1] grad_images,       # WORK (workers, H, W, K)
-             floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
-             Py_ssize_t e_h, Py_ssize_t OW):
+             floating[:, :, ::1] grad_x):              # OUT (N, C, H*W)
     """The input gradient, and the weight gradient (in weight_t's layout).
 
     ``weight_t[c, r, s, k] = weight[k, c, r, s]``. Image after image, on as many
     threads as ``grad_images`` has rows. First each thread lays the image's gradient
     out channels last and mirrored (pixel p of the plane at H*W - 1 - p) in its own row
     of it, where it stays in the thread's cache for all the thread's channels: the
-    threads each transpose the whole image, but none then reads what another wrote. Then the work
-    item is input channel c:
-    ``grad_x[n, c]`` starts as grad_y's (the identity path), then both gradients gain
-    the products of c's maxima, in order, with the gradient rows they reach, which
-    each maximum reads once for both (see ``channel_gradients``). ``e_h`` and ``OW``
-    give the pooled grid, whose block rows locate each maximum's row. Each element has
-    one writer, and its sum runs in an order fixed by the shape and the indices.
+    threads each transpose the whole image, but none then reads what another wrote.
+    Then the work item is input channel c: ``grad_x[n, c]`` starts as grad_y's (the
+    identity path), then both gradients gain the products of c's maxima, in order,
+    with the gradient rows they reach, which each maximum reads once for both (see
+    ``channel_gradients``). Each element has one writer, and its sum runs in an order
+    fixed by the shape and the indices.
     """
     cdef Py_ssize_t N = grad_y.shape[0], H = grad_images.shape[1], W = grad_images.shape[2]
     cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t OH = L // OW, plane = H * W
+    cdef Py_ssize_t plane = H * W
     cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, c
     cdef int workers = <int> grad_images.shape[0]
     # Set before the parallel block, which copies them into each thread.
@@ -476,11 +480,20 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef Py_ssize_t* counts = NULL
     cdef Py_ssize_t* taps = NULL
     cdef floating* grad_image = NULL
+    cdef Py_ssize_t* reach = NULL
+    cdef int32_t* taps_at = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     if N == 0 or C == 0:
         # Nothing to do; the workspace may be empty.
         return
+    reach = <Py_ssize_t*> malloc(plane * sizeof(Py_ssize_t))
+    taps_at = <int32_t*> malloc(plane * 5 * sizeof(int32_t))
+    if reach == NULL or taps_at == NULL:
+        free(reach)
+        free(taps_at)
+        raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
+    map_taps(H, W, K, R, S, reach, taps_at)
     with nogil, parallel(num_threads=workers):
         # Each thread's queues of maxima, with their partial dot products.
         rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
@@ -492,6 +505,9 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
         if (rows == NULL or scales == NULL or queued == NULL or parts == NULL
                 or counts == NULL or taps == NULL):
             failed_flag[0] = 1
+        else:
+            # Queue 0's taps: all of them, for good.
+            taps[0], taps[1], taps[2], taps[3] = 0, R, 0, S
         grad_image = &grad_images[threadid(), 0, 0, 0]
         for n in range(N):
             for strip in range(strips):
@@ -510,13 +526,15 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
                 memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
                 channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
                                   &weight_t[c, 0, 0, 0], grad_image, &indices[n, c, 0],
-                                  &pooled[n, c, 0], rows, scales, queued, parts, counts,
-                                  taps, OH, OW, e_h, H, W, K, R, S)
+                                  &pooled[n, c, 0], L, reach, taps_at, rows, scales,
+                                  queued, parts, counts, taps, W, K, S)
         free(rows)
         free(scales)
         free(queued)
         free(parts)
         free(counts)
         free(taps)
+    free(reach)
+    free(taps_at)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
