@@ -120,12 +120,12 @@ BAND_BYTES = 256 * 1024
 SLAB_BYTES = 48 * 1024
 
 
-def _lists(maxima, chunk, scratch):
+def _lists(maxima, chunk, dtype, scratch):
     """Return the arguments of the forward kernel's lists of each image's maxima.
 
     ``list_maxima`` in the kernel lists them by chunk of ``chunk`` channels and by
     position; it takes the block row and column of each position, and the lists'
-    bounds and channels (from scratch).
+    bounds, filter offsets and values (from scratch).
     """
     N, C, H, W = maxima.x_shape
     L = maxima.indices.shape[2]
@@ -133,8 +133,9 @@ def _lists(maxima, chunk, scratch):
     block_row = np.arange(H, dtype=np.intp) // e_h
     block_col = np.arange(W, dtype=np.intp) // e_w
     bounds = scratch.empty("workspace", (N, -(-C // chunk) * H * W + 1), np.intp)
-    channels = scratch.empty("workspace", (N, C * L), np.int32)
-    return block_row, block_col, bounds, channels
+    offsets = scratch.empty("workspace", (N, C * L), np.int32)
+    values = scratch.empty("workspace", (N, C * L), dtype)
+    return block_row, block_col, bounds, offsets, values
 
 
 def _filter_blocks(weight, lanes, num_threads, scratch):
@@ -175,11 +176,10 @@ def forward(x, bias, maxima, num_threads, scratch):
     pixel = filters.shape[0] * lanes
     band = equal_part(H, BAND_BYTES // ((W + S - 1) * pixel * x.itemsize))
     workers = min(num_threads, N * -(-H // band))
-    lists = _lists(maxima, chunk, scratch)
-    values = scratch.empty("workspace", lists[-1].shape, x.dtype)
+    lists = _lists(maxima, chunk, x.dtype, scratch)
     acc = scratch.empty("workspace", (workers, band * (W + S - 1) * pixel), x.dtype)
     KERNELS.pool_skip.forward(x.reshape(N, C, H * W), maxima.indices, maxima.pooled, filters,
-                              bias, *lists, values, acc, y.reshape(N, C, H * W),
+                              bias, *lists, acc, y.reshape(N, C, H * W),
                               maxima.pooled_w, chunk, band)
     return y
 
