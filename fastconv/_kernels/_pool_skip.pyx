@@ -81,6 +81,17 @@ cdef enum:
     STRIP = 64
 
 
+cdef inline void transpose_rows(floating* dst, Py_ssize_t dst_pitch, const floating* src,
+                                Py_ssize_t src_pitch, Py_ssize_t M,
+                                Py_ssize_t P) noexcept nogil:
+    """``dst[j * dst_pitch + i] = src[i * src_pitch + j]`` for i < M, j < P, through
+    tiles transposed in registers (transpose_tile.h); dst_pitch may be negative."""
+    if floating is float:
+        fastconv_transpose_f32(dst, dst_pitch, src, src_pitch, M, P)
+    else:
+        fastconv_transpose_f64(dst, dst_pitch, src, src_pitch, M, P)
+
+
 def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
               floating[:, :, ::1] dst,         # OUT (B, P, M)
               int num_threads):
@@ -96,10 +107,7 @@ def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
             b = item // strips
             i0 = (item % strips) * STRIP
             i1 = i0 + STRIP if i0 + STRIP < M else M
-            if floating is float:
-                fastconv_transpose_f32(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
-            else:
-                fastconv_transpose_f64(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
+            transpose_rows(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
 
 
 cdef inline void spread_row(floating* row, Py_ssize_t pitch, const floating* slab,
@@ -361,31 +369,33 @@ cdef inline floating lanes_total(floating* part) noexcept nogil:
         return fastconv_lanes_total_double(part)
 
 
-cdef void run_queue(floating* gw, const floating* weight, floating* grad_x,
-                    const floating** rows, floating* scales, Py_ssize_t* positions,
-                    floating* parts, Py_ssize_t* count, const Py_ssize_t* taps,
+cdef void run_queue(Py_ssize_t k, floating* gw, const floating* weight, floating* grad_x,
+                    const floating** rows, floating* scales, Py_ssize_t* queued,
+                    floating* parts, Py_ssize_t* counts, const Py_ssize_t* taps,
                     Py_ssize_t pitch, Py_ssize_t K, Py_ssize_t span) noexcept nogil:
-    """Both gradients through the ``count[0]`` maxima waiting in a queue, which then
-    empties.
+    """Both gradients through the maxima waiting in queue k (``counts[k]`` of them,
+    from ``k * QUEUE`` in the queues' arrays), which then empties.
 
-    Their taps inside the image are filter rows ``taps[0] .. taps[1] - 1`` and columns
-    ``taps[2] .. taps[3] - 1``. Maximum t reached through the first of those rows the
-    gradient row ``rows[t]``, through the next ones rows ``pitch`` elements further
-    each: ``gw[r]``'s columns gain them times ``scales[t]``, and
-    ``grad_x[positions[t]]`` their dot product with ``weight[r]``'s. ``parts`` holds
-    zeros on entry and on return.
+    Their taps inside the image are filter rows ``taps[4k] .. taps[4k + 1] - 1`` and
+    columns ``taps[4k + 2] .. taps[4k + 3] - 1``. Maximum t reached through the first
+    of those rows the gradient row ``rows[t]``, through the next ones rows ``pitch``
+    elements further each: ``gw[r]``'s columns gain them times ``scales[t]``, and
+    ``grad_x[queued[t]]`` their dot product with ``weight[r]``'s. ``parts`` holds zeros
+    on entry and on return.
     """
     cdef Py_ssize_t lanes = FASTCONV_VECTOR_BYTES // sizeof(floating), r, t
-    cdef Py_ssize_t first = taps[2] * K
-    if count[0] == 0:
+    cdef Py_ssize_t count = counts[k], r0 = taps[4 * k], r1 = taps[4 * k + 1]
+    cdef Py_ssize_t first = taps[4 * k + 2] * K, n = (taps[4 * k + 3] - taps[4 * k + 2]) * K
+    cdef floating* queue_parts = parts + k * QUEUE * lanes
+    if count == 0:
         return
-    for r in range(taps[0], taps[1]):
-        gradient_rows(gw + r * span + first, weight + r * span + first, rows,
-                      (r - taps[0]) * pitch, scales, count[0], (taps[3] - taps[2]) * K, parts)
-    for t in range(count[0]):
-        grad_x[positions[t]] += lanes_total(parts + t * lanes)
-    memset(parts, 0, count[0] * lanes * sizeof(floating))
-    count[0] = 0
+    for r in range(r0, r1):
+        gradient_rows(gw + r * span + first, weight + r * span + first, rows + k * QUEUE,
+                      (r - r0) * pitch, scales + k * QUEUE, count, n, queue_parts)
+    for t in range(count):
+        grad_x[queued[k * QUEUE + t]] += lanes_total(queue_parts + t * lanes)
+    memset(queue_parts, 0, count * lanes * sizeof(floating))
+    counts[k] = 0
 
 
 cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weight,
@@ -412,7 +422,7 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
     whose maxima had other taps (kernels over 3 x 3 have more ways than queues) runs
     before it takes the maximum. The order of each sum is fixed by the indices.
     """
-    cdef Py_ssize_t span = S * K, lanes = FASTCONV_VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t span = S * K
     cdef Py_ssize_t p, q, k, t, j
     cdef Py_ssize_t* key
     cdef const int32_t* at
@@ -425,8 +435,7 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
         key = taps + 4 * k
         if k > 0 and (key[0] != at[0] or key[1] != at[1] or key[2] != at[2]
                       or key[3] != at[3]):
-            run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
-                      queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+            run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps,
                       W * K, K, span)
             for j in range(4):
                 key[j] = at[j]
@@ -436,13 +445,11 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
         queued[t] = q
         counts[k] += 1
         if counts[k] == QUEUE:
-            run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
-                      queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, key,
+            run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps,
                       W * K, K, span)
     for k in range(QUEUES):
-        run_queue(gw, weight, grad_x, rows + k * QUEUE, scales + k * QUEUE,
-                  queued + k * QUEUE, parts + k * QUEUE * lanes, counts + k, taps + 4 * k,
-                  W * K, K, span)
+        run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps, W * K,
+                  K, span)
 
 
 def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
@@ -514,12 +521,8 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
                 i0 = strip * STRIP
                 i1 = i0 + STRIP if i0 + STRIP < K else K
                 # Pixel p lands at plane - 1 - p: the image mirrored.
-                if floating is float:
-                    fastconv_transpose_f32(grad_image + (plane - 1) * K + i0, -K,
-                                           &grad_y[n, i0, 0], plane, i1 - i0, plane)
-                else:
-                    fastconv_transpose_f64(grad_image + (plane - 1) * K + i0, -K,
-                                           &grad_y[n, i0, 0], plane, i1 - i0, plane)
+                transpose_rows(grad_image + (plane - 1) * K + i0, -K, &grad_y[n, i0, 0],
+                               plane, i1 - i0, plane)
             for c in prange(C, schedule="static"):
                 if failed_flag[0]:
                     continue
