@@ -111,13 +111,12 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
 BAND_BYTES = 256 * 1024
 
 #: Bytes of the forward's filters for one chunk of input channels and one block of
-#: output channels, which a row's maxima sweep block after block, at e = 2: about a
-#: core's L1 cache. (On 64 and 256 channels 24 KiB ran 4-25 % slower, with fewer
-#: maxima per sweep; 96 KiB and more as fast or slower.) Larger windows grow it by
-#: e_h * e_w / 4 (floored), which keeps about as many maxima per position in a
-#: chunk's lists: at e = 4, 4 times the slab (then in L2) ran 1.12-1.18x faster than
-#: 48 KiB on 96 and 128 channels, 1.01-1.04x on 256.
-SLAB_BYTES = 48 * 1024
+#: output channels, which the maxima of a band's rows sweep row after row: a slab that
+#: stays in a core's L2 cache beside the band. Fewer chunks leave more maxima per
+#: position in a chunk's lists, which the sweep's fixed cost per pixel needs at e = 4
+#: (48 KiB ran 1.14-1.16x slower there on 128 and 256 channels); at e = 2 48 to
+#: 384 KiB ran within 4 % of each other on 64 to 256 channels.
+SLAB_BYTES = 192 * 1024
 
 
 def _lists(maxima, chunk, dtype, scratch):
@@ -165,8 +164,7 @@ def forward(x, bias, maxima, num_threads, scratch):
         return y
     R, S = maxima.weight.shape[2:]
     lanes = KERNELS.pool_skip.filter_lanes(x.itemsize)
-    slab = SLAB_BYTES * max(1, maxima.e[0] * maxima.e[1] // 4)
-    chunk = equal_part(C, slab // (R * S * lanes * x.itemsize))
+    chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
     if C * R * S * lanes > np.iinfo(np.int32).max:
         # The kernel's lists give where a maximum's filters lie in a block as int32.
         raise ValueError(f"weight: shape {maxima.weight.shape} is too large for pool_skip "

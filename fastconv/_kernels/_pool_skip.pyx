@@ -13,9 +13,9 @@ multiply-add and the input gradient's dot product.
 The maxima of one channel go QUEUE at a time into one sweep per filter row (see
 gradient_rows.h). The forward takes the filters in blocks of one vector of output
 channels instead, so that the filters of a block and a chunk of input channels stay
-near the L1 cache while a row's maxima pass (see ``forward``); it finds the maxima at
-a position in a list built once per image (see ``list_maxima``), rather than by
-reading each channel's indices again.
+in a core's cache while the maxima of a band of rows pass (see ``forward``); it
+finds the maxima at a position in a list built once per image (see
+``list_maxima``), rather than by reading each channel's indices again.
 
 Results are bitwise the same for every thread count: every output element has one
 writer, and each sum runs in an order fixed by the shape and the indices alone.
@@ -241,9 +241,9 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     last in its worker's rows of ``acc``, K_blocks * LANES channels per pixel, with
     pad = S // 2 spare pixels on each side of a row, so a maximum at column iw adds its
     S taps to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after
-    chunk of ``chunk`` input channels, row after row, block after block of output
-    channels, whose slab of the filters for the chunk stays near the L1 cache, the
-    maxima of each input row that reaches the row through a filter row sweep its
+    chunk of ``chunk`` input channels, block after block of output channels, whose
+    slab of the filters for the chunk stays in cache for the whole band, row after row,
+    the maxima of each input row that reaches the row through a filter row sweep its
     pixels (see ``spread_row``). The interior is then transposed into y beside x and
     the bias (see ``add_pixels``). The sum at each output element runs chunk after
     chunk, filter row by filter row, column by column, and over each column's list in
@@ -286,9 +286,9 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             oh1 = oh0 + band if oh0 + band < H else H
             memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
             for q in range(chunks):
-                for oh in range(oh0, oh1):
-                    row = band_acc + (oh - oh0) * row_len
-                    for b in range(K_blocks):
+                for b in range(K_blocks):
+                    for oh in range(oh0, oh1):
+                        row = band_acc + (oh - oh0) * row_len
                         # Input row ih meets output row oh through filter row r.
                         for r in range(R):
                             ih = oh - R // 2 + r
