@@ -221,21 +221,22 @@ def backward(grad_output, maxima, needs_bias_grad, num_threads, scratch):
     K, _, R, S = maxima.weight.shape
     grad_x = allocate("output", grad_y.shape, grad_y.dtype)
     grad_weight = allocate("grad_weight", (K, C, R, S), grad_y.dtype)
-    # The filters as weight_t[c, r, s, k] = weight[k, c, r, s] (see the kernel).
-    weight_t = _transpose(maxima.weight.reshape(1, K, C * R * S),
-                          scratch.empty("workspace", (1, C * R * S, K), grad_y.dtype),
-                          num_threads).reshape(C, R, S, K)
-    grad_weight_t = scratch.empty("workspace", (C, R, S, K), grad_y.dtype)
-    grad_weight_t.fill(0)
-    # Each worker's copy of one image's gradient, channels last and mirrored (none for an
-    # empty batch, whose planes may be too tall for the workspace); a worker per channel
-    # at most, and at least one.
-    workers = max(1, min(num_threads, C))
-    grad_images = scratch.empty("workspace", (workers, H if N else 0, W, C), grad_y.dtype)
-    KERNELS.pool_skip.backward(grad_y.reshape(N, C, H * W), maxima.indices, maxima.pooled,
-                               weight_t, grad_weight_t, grad_images,
-                               grad_x.reshape(N, C, H * W))
-    _transpose(grad_weight_t.reshape(1, C * R * S, K), grad_weight.reshape(1, K, C * R * S),
-               num_threads)
+    if N == 0 or C == 0:
+        # Nothing reaches the filters; an empty batch's planes may be too tall for the
+        # workspace.
+        grad_weight.fill(0)
+    else:
+        # The kernel's layouts of the filters and of their gradient (see there), and
+        # each worker's copy of one image's gradient, channels last; a worker per
+        # channel at most.
+        layout = (C, R, S, K)
+        workers = min(num_threads, C)
+        KERNELS.pool_skip.backward(grad_y.reshape(N, C, H * W), maxima.indices,
+                                   maxima.pooled, maxima.weight,
+                                   scratch.empty("workspace", layout, grad_y.dtype),
+                                   scratch.empty("workspace", layout, grad_y.dtype),
+                                   scratch.empty("workspace", (workers, H, W, C),
+                                                 grad_y.dtype),
+                                   grad_x.reshape(N, C, H * W), grad_weight)
     grad_bias = _bias_grad(grad_y, num_threads) if needs_bias_grad else None
     return grad_x, grad_weight, grad_bias

@@ -26,6 +26,8 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
+from fastconv._kernels._openmp cimport omp_get_num_threads
+
 
 cdef enum:
     # Maxima a queue of the backward holds: each sweep reads the filter rows and reads
@@ -455,31 +457,37 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
 def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
              const int64_t[:, :, ::1] indices,         # IN  (N, C, L), in [0, H*W)
              const floating[:, :, ::1] pooled,         # IN  (N, C, L)
-             const floating[:, :, :, ::1] weight_t,    # IN  (C, R, S, K)
-             floating[:, :, :, ::1] grad_weight_t,     # IN/OUT (C, R, S, K): zero on entry
+             const floating[:, :, :, ::1] weight,      # IN  (K, C, R, S)
+             floating[:, :, :, ::1] weight_t,          # WORK (C, R, S, K)
+             floating[:, :, :, ::1] grad_weight_t,     # WORK (C, R, S, K)
              floating[:, :, :, ::1] grad_images,       # WORK (workers, H, W, K)
-             floating[:, :, ::1] grad_x):              # OUT (N, C, H*W)
-    """The input gradient, and the weight gradient (in weight_t's layout).
+             floating[:, :, ::1] grad_x,               # OUT (N, C, H*W)
+             floating[:, :, :, ::1] grad_weight):      # OUT (K, C, R, S)
+    """The input gradient and the weight gradient; N and C at least 1.
 
-    ``weight_t[c, r, s, k] = weight[k, c, r, s]``. Image after image, on as many
-    threads as ``grad_images`` has rows. First each thread lays the image's gradient
-    out channels last and mirrored (pixel p of the plane at H*W - 1 - p) in its own row
-    of it, where it stays in the thread's cache for all the thread's channels: the
-    threads each transpose the whole image, but none then reads what another wrote.
-    Then the work item is input channel c: ``grad_x[n, c]`` starts as grad_y's (the
-    identity path), then both gradients gain the products of c's maxima, in order,
-    with the gradient rows they reach, which each maximum reads once for both (see
-    ``channel_gradients``). Each element has one writer, and its sum runs in an order
+    On as many threads as ``grad_images`` has rows, each with its own channels
+    ``c0 .. c1 - 1`` for the whole batch, so no thread waits for another. A thread
+    first lays its channels' filters out as ``weight_t[c, r, s, k] = weight[k, c, r,
+    s]`` and zeroes their rows of ``grad_weight_t``, the weight gradient in that
+    layout. Then, image after image, it lays the image's gradient out channels last
+    and mirrored (pixel p of the plane at H*W - 1 - p) in its own row of
+    ``grad_images``, where it stays in the thread's cache for all its channels: the
+    threads each transpose the whole image, but none reads what another wrote. For
+    each of its channels c, ``grad_x[n, c]`` starts as grad_y's (the identity path),
+    then both gradients gain the products of c's maxima, in order, with the gradient
+    rows they reach, which each maximum reads once for both (see
+    ``channel_gradients``). Last, the thread lays its channels' weight gradient out
+    in ``grad_weight``. Each element has one writer, and its sum runs in an order
     fixed by the shape and the indices.
     """
     cdef Py_ssize_t N = grad_y.shape[0], H = grad_images.shape[1], W = grad_images.shape[2]
     cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
-    cdef Py_ssize_t R = weight_t.shape[1], S = weight_t.shape[2]
-    cdef Py_ssize_t plane = H * W
-    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP, c
+    cdef Py_ssize_t R = weight.shape[2], S = weight.shape[3]
+    cdef Py_ssize_t plane = H * W, taps_per_filter = R * S
+    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP
     cdef int workers = <int> grad_images.shape[0]
     # Set before the parallel block, which copies them into each thread.
-    cdef Py_ssize_t n = 0, strip = 0, i0 = 0, i1 = 0
+    cdef Py_ssize_t n = 0, c = 0, c0 = 0, c1 = 0, strip = 0, i0 = 0, i1 = 0
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
@@ -491,9 +499,6 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef int32_t* taps_at = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    if N == 0 or C == 0:
-        # Nothing to do; the workspace may be empty.
-        return
     reach = <Py_ssize_t*> malloc(plane * sizeof(Py_ssize_t))
     taps_at = <int32_t*> malloc(plane * 5 * sizeof(int32_t))
     if reach == NULL or taps_at == NULL:
@@ -516,21 +521,28 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
             # Queue 0's taps: all of them, for good.
             taps[0], taps[1], taps[2], taps[3] = 0, R, 0, S
         grad_image = &grad_images[threadid(), 0, 0, 0]
-        for n in range(N):
-            for strip in range(strips):
-                i0 = strip * STRIP
-                i1 = i0 + STRIP if i0 + STRIP < K else K
-                # Pixel p lands at plane - 1 - p: the image mirrored.
-                transpose_rows(grad_image + (plane - 1) * K + i0, -K, &grad_y[n, i0, 0],
-                               plane, i1 - i0, plane)
-            for c in prange(C, schedule="static"):
-                if failed_flag[0]:
-                    continue
-                memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
-                channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
-                                  &weight_t[c, 0, 0, 0], grad_image, &indices[n, c, 0],
-                                  &pooled[n, c, 0], L, reach, taps_at, rows, scales,
-                                  queued, parts, counts, taps, W, K, S)
+        c0 = C * threadid() // omp_get_num_threads()
+        c1 = C * (threadid() + 1) // omp_get_num_threads()
+        if c0 < c1 and not failed_flag[0]:
+            transpose_rows(&weight_t[c0, 0, 0, 0], K, &weight[0, c0, 0, 0],
+                           C * taps_per_filter, K, (c1 - c0) * taps_per_filter)
+            memset(&grad_weight_t[c0, 0, 0, 0], 0,
+                   (c1 - c0) * taps_per_filter * K * sizeof(floating))
+            for n in range(N):
+                for strip in range(strips):
+                    i0 = strip * STRIP
+                    i1 = i0 + STRIP if i0 + STRIP < K else K
+                    # Pixel p lands at plane - 1 - p: the image mirrored.
+                    transpose_rows(grad_image + (plane - 1) * K + i0, -K, &grad_y[n, i0, 0],
+                                   plane, i1 - i0, plane)
+                for c in range(c0, c1):
+                    memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
+                    channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
+                                      &weight_t[c, 0, 0, 0], grad_image, &indices[n, c, 0],
+                                      &pooled[n, c, 0], L, reach, taps_at, rows, scales,
+                                      queued, parts, counts, taps, W, K, S)
+            transpose_rows(&grad_weight[0, c0, 0, 0], C * taps_per_filter,
+                           &grad_weight_t[c0, 0, 0, 0], K, (c1 - c0) * taps_per_filter, K)
         free(rows)
         free(scales)
         free(queued)

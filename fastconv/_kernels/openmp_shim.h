@@ -8,6 +8,7 @@
 #else
 #define FASTCONV_HAS_OPENMP 0
 static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_num_threads(void) { return 1; }
 static inline void omp_set_num_threads(int n) { (void)n; }
 #endif
 
