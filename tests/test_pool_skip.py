@@ -128,13 +128,12 @@ def backward_reference(gy, x, weight, e):
 @pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
 def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
     """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1) and chunks of
-    ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel
-    words of the maxima's masks): every band meets
-    maxima of its neighbours' rows, and each chunk's maxima add to what the previous
-    chunks left. With 130 channels the filters end in a partial block of output
-    channels, the output leaves through whole tiles of pixels and channels and through
-    the partial ones beside them, and the backward's sweeps take S * K = 390 elements
-    through whole tiles and a tail."""
+    ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel words
+    of the maxima's masks): every band meets maxima of its neighbours' rows, and each
+    chunk's maxima add to what the previous chunks left. With 130 channels the filters
+    end in a partial block of output channels, the output leaves through whole tiles of
+    pixels and channels and through the partial ones beside them, and the backward's
+    sweeps take S * K = 390 elements through whole tiles and a tail."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
     x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
