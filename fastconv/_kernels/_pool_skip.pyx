@@ -22,7 +22,7 @@ writer, and each sum runs in an order fixed by the shape and the indices alone.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -327,26 +327,27 @@ cdef inline void taps_inside(Py_ssize_t ih, Py_ssize_t iw, Py_ssize_t H, Py_ssiz
 
 
 cdef void map_taps(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t R, Py_ssize_t S,
-                   Py_ssize_t* reach, int32_t* taps) noexcept nogil:
+                   Py_ssize_t* reach, uint8_t* queue_of, int32_t* taps) noexcept nogil:
     """For each position q = (ih, iw) of a plane, what a maximum there reaches.
 
-    ``taps[5 * q:]``: its filter rows and columns inside the image (see
-    ``taps_inside``) and its queue in ``channel_gradients``, by the way the image's
-    edges cut them (0: none). ``reach[q]``: where its gradient row through the first
-    of those taps starts in the mirrored gradient image, where the maximum lies at
-    (H - 1 - ih, W - 1 - iw). The same for every image and channel: built once.
+    ``taps[4 * q:]``: its filter rows and columns inside the image (see
+    ``taps_inside``). ``queue_of[q]``: its queue in ``channel_gradients``, by the way
+    the image's edges cut those taps (0: none). ``reach[q]``: where its gradient row
+    through the first of those taps starts in the mirrored gradient image, where the
+    maximum lies at (H - 1 - ih, W - 1 - iw). The same for every image and channel:
+    built once.
     """
     cdef Py_ssize_t pad_h = R // 2, pad_w = S // 2, ih, iw, q, r0, r1, s_lo, s_hi
     for ih in range(H):
         for iw in range(W):
             q = ih * W + iw
             taps_inside(ih, iw, H, W, R, S, &r0, &r1, &s_lo, &s_hi)
-            taps[5 * q] = <int32_t> r0
-            taps[5 * q + 1] = <int32_t> r1
-            taps[5 * q + 2] = <int32_t> s_lo
-            taps[5 * q + 3] = <int32_t> s_hi
-            taps[5 * q + 4] = <int32_t> (((r0 > 0) + 2 * (r1 < R)) * 4 + (s_lo > 0)
-                                         + 2 * (s_hi < S))
+            taps[4 * q] = <int32_t> r0
+            taps[4 * q + 1] = <int32_t> r1
+            taps[4 * q + 2] = <int32_t> s_lo
+            taps[4 * q + 3] = <int32_t> s_hi
+            queue_of[q] = <uint8_t> (((r0 > 0) + 2 * (r1 < R)) * 4 + (s_lo > 0)
+                                     + 2 * (s_hi < S))
             reach[q] = ((H - 1 - ih - pad_h + r0) * W + W - 1 - iw - pad_w + s_lo) * K
 
 
@@ -400,13 +401,22 @@ cdef void run_queue(Py_ssize_t k, floating* gw, const floating* weight, floating
     counts[k] = 0
 
 
+cdef inline void enqueue(Py_ssize_t t, const floating* row, floating value, Py_ssize_t q,
+                         const floating** rows, floating* scales,
+                         Py_ssize_t* queued) noexcept nogil:
+    """Put a maximum (its first gradient row, value and position) in slot t."""
+    rows[t] = row
+    scales[t] = value
+    queued[t] = q
+
+
 cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weight,
                             const floating* grad_image, const int64_t* positions,
                             const floating* values, Py_ssize_t L, const Py_ssize_t* reach,
-                            const int32_t* taps_at, const floating** rows, floating* scales,
-                            Py_ssize_t* queued, floating* parts, Py_ssize_t* counts,
-                            Py_ssize_t* taps, Py_ssize_t W, Py_ssize_t K,
-                            Py_ssize_t S) noexcept nogil:
+                            const uint8_t* queue_of, const int32_t* taps_at,
+                            const floating** rows, floating* scales, Py_ssize_t* queued,
+                            floating* parts, Py_ssize_t* counts, Py_ssize_t* taps,
+                            Py_ssize_t W, Py_ssize_t K, Py_ssize_t S) noexcept nogil:
     """Both gradients through one input channel's L maxima.
 
     A maximum with value v at q = (ih, iw) reached through filter row r the output
@@ -415,40 +425,49 @@ cdef void channel_gradients(floating* gw, floating* grad_x, const floating* weig
     rows g lie end to end, in the order of s, filter row r's W * K elements after row
     r - 1's: ``gw[r, s] += v * g``, and ``grad_x[q]`` gains the dot product of g with
     ``weight[r, s]`` (the channel's filters in weight_t's layout). Which taps those
-    are, and where their rows start, ``taps_at`` and ``reach`` give (see ``map_taps``).
-    The maxima queue up by the way the image's edges cut their taps (QUEUES queues of
-    QUEUE, each with its taps in ``taps``, its count in ``counts``, and per maximum
-    its first gradient row, value and position in ``rows``, ``scales``, ``queued``,
-    and its partial dot product in ``parts``), to go QUEUE at a time into one sweep
-    per filter row while their rows are still in cache (see ``run_queue``). A queue
-    whose maxima had other taps (kernels over 3 x 3 have more ways than queues) runs
-    before it takes the maximum. The order of each sum is fixed by the indices.
+    are, and where their rows start, ``taps_at``, ``queue_of`` and ``reach`` give (see
+    ``map_taps``). The maxima queue up by the way the image's edges cut their taps
+    (QUEUES queues of QUEUE, each with its taps in ``taps``, its count in ``counts``,
+    and per maximum its first gradient row, value and position in ``rows``,
+    ``scales``, ``queued``, and its partial dot product in ``parts``), to go QUEUE at
+    a time into one sweep per filter row while their rows are still in cache (see
+    ``run_queue``). A queue whose maxima had other taps (kernels over 3 x 3 have more
+    ways than queues) runs before it takes the maximum. The order of each sum is fixed
+    by the indices.
     """
     cdef Py_ssize_t span = S * K
     cdef Py_ssize_t p, q, k, t, j
+    # Queue 0 takes the maxima with all their taps inside, most of them, and its taps
+    # never change: its count stays in a register, not in ``counts``.
+    cdef Py_ssize_t inside = counts[0]
     cdef Py_ssize_t* key
     cdef const int32_t* at
     for p in range(L):
         q = positions[p]
-        at = taps_at + 5 * q
-        # Queue 0 takes the maxima with all their taps inside, most of them; its
-        # taps never change.
-        k = at[4]
+        k = queue_of[q]
+        if k == 0:
+            enqueue(inside, grad_image + reach[q], values[p], q, rows, scales, queued)
+            inside = inside + 1
+            if inside == QUEUE:
+                counts[0] = inside
+                run_queue(0, gw, weight, grad_x, rows, scales, queued, parts, counts, taps,
+                          W * K, K, span)
+                inside = 0
+            continue
+        at = taps_at + 4 * q
         key = taps + 4 * k
-        if k > 0 and (key[0] != at[0] or key[1] != at[1] or key[2] != at[2]
-                      or key[3] != at[3]):
+        if key[0] != at[0] or key[1] != at[1] or key[2] != at[2] or key[3] != at[3]:
             run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps,
                       W * K, K, span)
             for j in range(4):
                 key[j] = at[j]
         t = k * QUEUE + counts[k]
-        rows[t] = grad_image + reach[q]
-        scales[t] = values[p]
-        queued[t] = q
+        enqueue(t, grad_image + reach[q], values[p], q, rows, scales, queued)
         counts[k] += 1
         if counts[k] == QUEUE:
             run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps,
                       W * K, K, span)
+    counts[0] = inside
     for k in range(QUEUES):
         run_queue(k, gw, weight, grad_x, rows, scales, queued, parts, counts, taps, W * K,
                   K, span)
@@ -496,16 +515,19 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef Py_ssize_t* taps = NULL
     cdef floating* grad_image = NULL
     cdef Py_ssize_t* reach = NULL
+    cdef uint8_t* queue_of = NULL
     cdef int32_t* taps_at = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     reach = <Py_ssize_t*> malloc(plane * sizeof(Py_ssize_t))
-    taps_at = <int32_t*> malloc(plane * 5 * sizeof(int32_t))
-    if reach == NULL or taps_at == NULL:
+    queue_of = <uint8_t*> malloc(plane * sizeof(uint8_t))
+    taps_at = <int32_t*> malloc(plane * 4 * sizeof(int32_t))
+    if reach == NULL or queue_of == NULL or taps_at == NULL:
         free(reach)
+        free(queue_of)
         free(taps_at)
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
-    map_taps(H, W, K, R, S, reach, taps_at)
+    map_taps(H, W, K, R, S, reach, queue_of, taps_at)
     with nogil, parallel(num_threads=workers):
         # Each thread's queues of maxima, with their partial dot products.
         rows = <const floating**> malloc(QUEUES * QUEUE * sizeof(floating*))
@@ -539,8 +561,8 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
                     memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
                     channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
                                       &weight_t[c, 0, 0, 0], grad_image, &indices[n, c, 0],
-                                      &pooled[n, c, 0], L, reach, taps_at, rows, scales,
-                                      queued, parts, counts, taps, W, K, S)
+                                      &pooled[n, c, 0], L, reach, queue_of, taps_at, rows,
+                                      scales, queued, parts, counts, taps, W, K, S)
             transpose_rows(&grad_weight[0, c0, 0, 0], C * taps_per_filter,
                            &grad_weight_t[c0, 0, 0, 0], K, (c1 - c0) * taps_per_filter, K)
         free(rows)
@@ -550,6 +572,7 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
         free(counts)
         free(taps)
     free(reach)
+    free(queue_of)
     free(taps_at)
     if failed:
         raise MemoryError("pool_skip_backward: no memory for its scratch buffers")
