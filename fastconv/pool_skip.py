@@ -42,16 +42,6 @@ class Maxima(NamedTuple):
     x_shape: tuple        # (N, C, H, W)
 
 
-def _transpose(matrices, out, num_threads):
-    """Set ``out`` (B, P, M) to ``matrices`` (B, M, P) transposed; both C-contiguous.
-
-    NumPy copies a transposed array element by element; the kernel copies it tile
-    by tile, in parallel. Return ``out``.
-    """
-    KERNELS.pool_skip.transpose(matrices, out, num_threads)
-    return out
-
-
 def find_maxima(x, weight, bias, e, num_threads):
     """Validate the operands and pool x; return (x, bias, Maxima)."""
     x = as_4d_float_array("x", x)
@@ -150,8 +140,10 @@ def _filter_blocks(weight, lanes, num_threads, scratch):
         padded[K:] = 0
         weight = padded
     filters = scratch.empty("workspace", (blocks, C, R, S, lanes), weight.dtype)
-    _transpose(weight.reshape(blocks, lanes, C * R * S),
-               filters.reshape(blocks, C * R * S, lanes), num_threads)
+    # Each block's (lanes, C * R * S) matrix transposed. NumPy would copy a transposed
+    # array element by element; the kernel copies it tile by tile, in parallel.
+    KERNELS.pool_skip.transpose(weight.reshape(blocks, lanes, C * R * S),
+                                filters.reshape(blocks, C * R * S, lanes), num_threads)
     return filters
 
 
