@@ -98,8 +98,8 @@ def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
               floating[:, :, ::1] dst,         # OUT (B, P, M)
               int num_threads):
     """``dst[b] = src[b].T``, through tiles transposed in registers (transpose_tile.h);
-    a work item is a strip of STRIP rows of one matrix: the layout changes of the
-    filters and of the gradient (channels first <-> channels last)."""
+    a work item is a strip of STRIP rows of one matrix: the forward's filters laid
+    out in blocks of output channels (see ``forward``)."""
     cdef Py_ssize_t B = src.shape[0], M = src.shape[1], P = src.shape[2]
     cdef Py_ssize_t strips = (M + STRIP - 1) // STRIP, item, b, i0, i1
     if B == 0 or M == 0 or P == 0:
@@ -503,10 +503,9 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
     cdef Py_ssize_t K = grad_y.shape[1], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t R = weight.shape[2], S = weight.shape[3]
     cdef Py_ssize_t plane = H * W, taps_per_filter = R * S
-    cdef Py_ssize_t strips = (K + STRIP - 1) // STRIP
     cdef int workers = <int> grad_images.shape[0]
     # Set before the parallel block, which copies them into each thread.
-    cdef Py_ssize_t n = 0, c = 0, c0 = 0, c1 = 0, strip = 0, i0 = 0, i1 = 0
+    cdef Py_ssize_t n = 0, c = 0, c0 = 0, c1 = 0
     cdef const floating** rows = NULL
     cdef floating* scales = NULL
     cdef Py_ssize_t* queued = NULL
@@ -551,12 +550,9 @@ def backward(const floating[:, :, ::1] grad_y,         # IN  (N, K, H*W), K == C
             memset(&grad_weight_t[c0, 0, 0, 0], 0,
                    (c1 - c0) * taps_per_filter * K * sizeof(floating))
             for n in range(N):
-                for strip in range(strips):
-                    i0 = strip * STRIP
-                    i1 = i0 + STRIP if i0 + STRIP < K else K
-                    # Pixel p lands at plane - 1 - p: the image mirrored.
-                    transpose_rows(grad_image + (plane - 1) * K + i0, -K, &grad_y[n, i0, 0],
-                                   plane, i1 - i0, plane)
+                # Pixel p lands at plane - 1 - p: the image mirrored.
+                transpose_rows(grad_image + (plane - 1) * K, -K, &grad_y[n, 0, 0], plane, K,
+                               plane)
                 for c in range(c0, c1):
                     memcpy(&grad_x[n, c, 0], &grad_y[n, c, 0], plane * sizeof(floating))
                     channel_gradients(&grad_weight_t[c, 0, 0, 0], &grad_x[n, c, 0],
