@@ -4,16 +4,16 @@
    slab[offsets[t] - s * LANES + l] for s < taps, l < LANES.
 
    The filters are laid out in blocks of LANES output channels (one vector), and a
-   block's rows for a chunk of input channels (a slab of a few dozen KiB) stay near the
-   L1 cache while the maxima of the input rows that reach the output row pass through
-   them. Each row of the slab holds the taps' vectors end to end, the first tap's last
-   (the filter's columns reversed); the accumulator holds the taps' pixels ``pitch``
-   elements apart (channels last). Up to 4 taps at a time stay in registers while a
-   pixel's list passes, in two sums: the entries t = starts[p], starts[p] + 2, ...
-   added to the accumulator's value, the others to zero, then the second sum to the
-   first. The two chains of multiply-adds hide each other's latency; the order is
-   fixed by the lists alone. GCC and clang map the vectors onto the build's registers
-   (vector_bytes.h); other compilers get plain loops in the same order. */
+   block's rows for a chunk of input channels (a slab of up to SLAB_BYTES, in
+   pool_skip.py) stay in the core's cache while the maxima of a band's rows pass through
+   them, row after row. Each row of the slab holds the taps' vectors end to end, the
+   first tap's last (the filter's columns reversed); the accumulator holds the taps'
+   pixels ``pitch`` elements apart (channels last). Up to 4 taps at a time stay in
+   registers while a pixel's list passes, in two sums: the entries t = starts[p],
+   starts[p] + 2, ... added to the accumulator's value, the others to zero, then the
+   second sum to the first. The two chains of multiply-adds hide each other's latency;
+   the order is fixed by the lists alone. GCC and clang map the vectors onto the build's
+   registers (vector_bytes.h); other compilers get plain loops in the same order. */
 #ifndef FASTCONV_SPREAD_TAPS_H
 #define FASTCONV_SPREAD_TAPS_H
 
