@@ -67,8 +67,9 @@ cdef enum:
     # Bytes of first-pass results per band: with about as many bytes of input rows they
     # come from, within a 32 KiB L1 cache, where the second pass finds them.
     BAND_BYTES = 16384
-    # Inputs larger than this come from L3 or memory; there the pooling kernels ask for
-    # rows ahead of the ones they read (prefetch.h), which costs time on data in L2.
+    # Inputs larger than this come from L3 or memory; there max pooling's single pass
+    # asks for rows ahead of the ones it reads (prefetch.h), which costs time on data in
+    # L2.
     PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
 
 

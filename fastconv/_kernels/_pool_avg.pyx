@@ -24,12 +24,7 @@ cdef extern from "pool_avg_row.h" nogil:
     void fastconv_avg_row_sums_f64(const double* x, Py_ssize_t taps, Py_ssize_t j_lo,
                                    Py_ssize_t j_hi, double* sums)
 
-cdef extern from "prefetch.h" nogil:
-    void fastconv_prefetch_read(const char* base, Py_ssize_t size, Py_ssize_t offset,
-                                Py_ssize_t bytes)
-
 from fastconv._kernels._geometry cimport (
-    PREFETCH_ABOVE_BYTES,
     Geometry,
     TapSpan,
     band_height,
@@ -233,15 +228,12 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     allocation failed.
     """
     cdef Py_ssize_t plane, n, c, oh, oh0, oh1, ih_lo, i0, rows, r, last, inner_lo, inner_hi
-    cdef Py_ssize_t next_ih
     cdef Py_ssize_t band = band_height(g, sizeof(double))
     cdef Py_ssize_t band_size = ((band - 1) * g.stride_h + g.R) * g.OW
     cdef double* sums = NULL
     cdef double* acc = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    cdef Py_ssize_t x_bytes = g.N * g.C * g.H * g.W * sizeof(floating)
-    cdef bint prefetch = x_bytes > PREFETCH_ABOVE_BYTES
     inner_columns(g, spans, &inner_lo, &inner_hi)
     with parallel(num_threads=num_threads):
         sums = <double*> malloc(band_size * sizeof(double))
@@ -259,16 +251,7 @@ cdef int average_planes(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                 ih_lo = band_top(g, oh0)
                 row_sums(&x[n, c, 0, 0], g, spans, inner_lo, inner_hi, ih_lo,
                          band_rows(g, ih_lo, oh1), sums)
-                # The next band's first input row, counted through the whole array:
-                # after a plane's last band come the next plane's first rows.
-                next_ih = plane * g.H + band_top(g, oh1)
                 for oh in range(oh0, oh1):
-                    if prefetch:
-                        # The next band's input rows, stride_h of them per output row.
-                        fastconv_prefetch_read(<const char*> &x[0, 0, 0, 0], x_bytes,
-                                               (next_ih + (oh - oh0) * g.stride_h) * g.W
-                                               * sizeof(floating),
-                                               g.stride_h * g.W * sizeof(floating))
                     i0 = window_first_row(g, oh, ih_lo)
                     rows = window_rows(g, oh)
                     # The window's rows r .. r + 3 at a time, in order; the last 1 to 3
