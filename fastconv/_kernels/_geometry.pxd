@@ -67,7 +67,8 @@ cdef enum:
     # Bytes of first-pass results per band: with about as many bytes of input rows they
     # come from and the band's outputs, well within a 32 KiB L1 cache, where the second
     # pass finds them. Average pooling 3x3 stride 2 on 8x64x112x112 (float32, 2 threads)
-    # ran 1.24-1.37x faster than with 16 KiB, and 4 KiB or 2 KiB 5-10 % slower.
+    # ran 1.24-1.37x faster than with 16 KiB, and 0.90-0.96x as fast with 4 KiB or
+    # 2 KiB (2x2 stride 2: 1.42-1.46x, and 0.98-1.03x).
     BAND_BYTES = 8192
     # Inputs larger than this come from L3 or memory; there max pooling's single pass
     # asks for rows ahead of the ones it reads (prefetch.h), which costs time on data in
