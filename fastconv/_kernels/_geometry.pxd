@@ -70,10 +70,6 @@ cdef enum:
     # ran 1.24-1.37x faster than with 16 KiB, and 0.90-0.96x as fast with 4 KiB or
     # 2 KiB (2x2 stride 2: 1.42-1.46x, and 0.98-1.03x).
     BAND_BYTES = 8192
-    # Inputs larger than this come from L3 or memory; there max pooling's single pass
-    # asks for rows ahead of the ones it reads (prefetch.h), which costs time on data in
-    # L2.
-    PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
 
 
 cdef inline Py_ssize_t band_height(const Geometry* g, Py_ssize_t bytes_per_output) noexcept nogil:

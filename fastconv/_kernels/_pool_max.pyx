@@ -41,7 +41,6 @@ from libc.stdint cimport INT64_MIN, int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 from fastconv._kernels._geometry cimport (
-    PREFETCH_ABOVE_BYTES,
     Geometry,
     TapSpan,
     band_height,
@@ -87,6 +86,10 @@ cdef extern from "pool_max_row.h" nogil:
                                    Py_ssize_t ow_hi, double* y, int64_t* argmax)
 
 cdef enum:
+    # Inputs larger than this come from L3 or memory; there the single pass asks for
+    # rows ahead of the ones it reads (prefetch.h), which costs time on data in L2.
+    # (Average pooling's two passes ran faster without.)
+    PREFETCH_ABOVE_BYTES = 2 * 1024 * 1024
     # The single pass asks for the input rows, output row and index row of the output
     # row this many ahead (crossing into the next plane) when the input exceeds
     # PREFETCH_ABOVE_BYTES (P1 and P2 of bench_pool with the caches flushed before each
