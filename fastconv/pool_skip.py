@@ -101,12 +101,15 @@ def pool_skip(x, weight, bias=None, e=2, *, num_threads=None):
 BAND_BYTES = 256 * 1024
 
 #: Bytes of the forward's filters for one chunk of input channels and one block of
-#: output channels, which the maxima of a band's rows sweep row after row: a slab that
-#: stays in a core's L2 cache beside the band. Fewer chunks leave more maxima per
-#: position in a chunk's lists, which the sweep's fixed cost per pixel needs at e = 4
-#: (48 KiB ran 1.14-1.16x slower there on 128 and 256 channels); at e = 2 48 to
-#: 384 KiB ran within 4 % of each other on 64 to 256 channels.
-SLAB_BYTES = 192 * 1024
+#: output channels, which the maxima of a band's rows sweep: a slab that mostly stays in
+#: a core's L1 cache.
+SLAB_BYTES = 48 * 1024
+
+#: Maxima that a chunk's lists hold per position on average, at least (a chunk of
+#: channels holds 1 / e^2 of its maxima at each position): the sweep reads and writes
+#: a pixel's sums once per list, so short lists would cost more than the slab's
+#: misses of the L1 cache save.
+LIST_LENGTH = 8
 
 
 def _lists(maxima, chunk, dtype, scratch):
@@ -156,7 +159,9 @@ def forward(x, bias, maxima, num_threads, scratch):
         return y
     R, S = maxima.weight.shape[2:]
     lanes = KERNELS.pool_skip.filter_lanes(x.itemsize)
-    chunk = equal_part(C, SLAB_BYTES // (R * S * lanes * x.itemsize))
+    e_h, e_w = maxima.e
+    chunk = equal_part(C, max(SLAB_BYTES // (R * S * lanes * x.itemsize),
+                              LIST_LENGTH * e_h * e_w))
     if C * R * S * lanes > np.iinfo(np.int32).max:
         # The kernel's lists give where a maximum's filters lie in a block as int32.
         raise ValueError(f"weight: shape {maxima.weight.shape} is too large for pool_skip "

@@ -20,6 +20,7 @@ CASES = [
     ((1, 2, 6, 5), 2, (5, 1)),
     ((1, 3, 3, 2), 2, (5, 5)),      # the kernel is larger than the map
     ((2, 2, 5, 5), 1, (3, 3)),      # e = 1: the dense convolution
+    ((1, 4, 12, 13), 3, (7, 5)),    # the forward's groups of 3 + 3 + 1 rows, 3 + 2 taps
 ]
 
 
@@ -125,23 +126,28 @@ def backward_reference(gy, x, weight, e):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("C", "chunk"), [(7, 3), (130, 30)])
-def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, dtype, rng, monkeypatch):
+@pytest.mark.parametrize(("C", "chunk", "kernel"), [(7, 3, (3, 3)), (130, 30, (3, 3)),
+                                                     (7, 3, (5, 3))])
+def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, kernel, dtype, rng,
+                                                         monkeypatch):
     """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1) and chunks of
     ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel words
-    of the maxima's masks): every band meets maxima of its neighbours' rows, and each
+    of the maxima's masks): every band meets maxima of its neighbours' rows (with 5
+    filter rows, of rows two away too, through 1 to 5 of their filter rows), and each
     chunk's maxima add to what the previous chunks left. With 130 channels the filters
     end in a partial block of output channels, the output leaves through whole tiles of
     pixels and channels and through the partial ones beside them, and the backward's
     sweeps take S * K = 390 elements through whole tiles and a tail."""
     module = importlib.import_module("fastconv.pool_skip")
     N, H, W = 2, 9, 10
-    x, weight, bias = operands(rng, (N, C, H, W), (3, 3), dtype)
+    R, S = kernel
+    x, weight, bias = operands(rng, (N, C, H, W), kernel, dtype)
     gy = rng.standard_normal(x.shape).astype(dtype)
     itemsize = np.dtype(dtype).itemsize
     lanes = KERNELS.pool_skip.filter_lanes(itemsize)
-    monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + 2) * C * itemsize)
-    monkeypatch.setattr(module, "SLAB_BYTES", chunk * 9 * lanes * itemsize)
+    monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + S - 1) * C * itemsize)
+    monkeypatch.setattr(module, "SLAB_BYTES", chunk * R * S * lanes * itemsize)
+    monkeypatch.setattr(module, "LIST_LENGTH", 0)
     for e in (2, 3):
         assert_close(fastconv.pool_skip(x, weight, bias, e),
                      pool_skip_reference(x, weight, bias, e), dtype)

@@ -57,12 +57,14 @@ cdef extern from "bits.h" nogil:
 
 cdef extern from "spread_taps.h" nogil:
     const int FASTCONV_VECTOR_BYTES
-    void fastconv_spread_row_f32(float* row, Py_ssize_t pitch, const float* slab,
-                                 const Py_ssize_t* starts, const int32_t* offsets,
-                                 const float* scales, Py_ssize_t pixels, Py_ssize_t taps)
-    void fastconv_spread_row_f64(double* row, Py_ssize_t pitch, const double* slab,
-                                 const Py_ssize_t* starts, const int32_t* offsets,
-                                 const double* scales, Py_ssize_t pixels, Py_ssize_t taps)
+    void fastconv_spread_rows_f32(float* acc, Py_ssize_t pitch, Py_ssize_t row_step,
+                                  const float* slab, Py_ssize_t slab_row,
+                                  const Py_ssize_t* starts, const int32_t* offsets,
+                                  const float* scales, Py_ssize_t pixels, int rows, int taps)
+    void fastconv_spread_rows_f64(double* acc, Py_ssize_t pitch, Py_ssize_t row_step,
+                                  const double* slab, Py_ssize_t slab_row,
+                                  const Py_ssize_t* starts, const int32_t* offsets,
+                                  const double* scales, Py_ssize_t pixels, int rows, int taps)
 
 
 cdef extern from "transpose_tile.h" nogil:
@@ -112,17 +114,21 @@ def transpose(const floating[:, :, ::1] src,   # IN  (B, M, P)
             transpose_rows(&dst[b, 0, i0], M, &src[b, i0, 0], P, i1 - i0, P)
 
 
-cdef inline void spread_row(floating* row, Py_ssize_t pitch, const floating* slab,
-                            const Py_ssize_t* starts, const int32_t* offsets,
-                            const floating* scales, Py_ssize_t pixels,
-                            Py_ssize_t taps) noexcept nogil:
-    """Pixel p < pixels of a row gains, at its taps s < taps (``pitch`` elements apart
-    from ``row + p * pitch``), the vectors ``offsets[t] - s * LANES`` of the slab times
-    ``scales[t]``, for t from ``starts[p]`` to ``starts[p + 1] - 1`` (spread_taps.h)."""
+cdef inline void spread_rows(floating* acc, Py_ssize_t pitch, Py_ssize_t row_step,
+                             const floating* slab, Py_ssize_t slab_row,
+                             const Py_ssize_t* starts, const int32_t* offsets,
+                             const floating* scales, Py_ssize_t pixels, int rows,
+                             int taps) noexcept nogil:
+    """Pixel p < pixels of a row of input gains, at its taps j < taps of filter rows i <
+    rows (at ``acc + i * row_step + (p + j) * pitch``), the vectors ``offsets[t] + i *
+    slab_row - j * LANES`` of the slab times ``scales[t]``, for t from ``starts[p]`` to
+    ``starts[p + 1] - 1`` (spread_taps.h)."""
     if floating is float:
-        fastconv_spread_row_f32(row, pitch, slab, starts, offsets, scales, pixels, taps)
+        fastconv_spread_rows_f32(acc, pitch, row_step, slab, slab_row, starts, offsets, scales,
+                                 pixels, rows, taps)
     else:
-        fastconv_spread_row_f64(row, pitch, slab, starts, offsets, scales, pixels, taps)
+        fastconv_spread_rows_f64(acc, pitch, row_step, slab, slab_row, starts, offsets, scales,
+                                 pixels, rows, taps)
 
 
 cdef inline void add_pixels(floating* y, const floating* x, Py_ssize_t pitch,
@@ -244,13 +250,12 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     pad = S // 2 spare pixels on each side of a row, so a maximum at column iw adds its
     S taps to pixels iw .. iw + S - 1 of a row without bounds checks. Chunk after
     chunk of ``chunk`` input channels, block after block of output channels, whose
-    slab of the filters for the chunk stays in cache for the whole band, row after row,
-    the maxima of each input row that reaches the row through a filter row sweep its
-    pixels (see ``spread_row``). The interior is then transposed into y beside x and
-    the bias (see ``add_pixels``). The sum at each output element runs chunk after
-    chunk, filter row by filter row, column by column, and over each column's list in
-    channel order in two sums, of its even and its odd entries: an order fixed
-    whatever the bands and threads.
+    slab of the filters for the chunk stays in cache for the whole band, the maxima of
+    each input row that reaches the band sweep the band's rows they reach through all
+    their filter rows at once (see ``spread_rows``). The interior is then transposed
+    into y beside x and the bias (see ``add_pixels``). The sum at each output element
+    runs chunk after chunk, input row by input row, column by column, and over each
+    column's list in channel order: an order fixed whatever the bands and threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = indices.shape[1], L = indices.shape[2]
     cdef Py_ssize_t K = x.shape[1], K_blocks = filters.shape[0], LANES = filters.shape[4]
@@ -259,7 +264,7 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
     cdef Py_ssize_t pad_w = S // 2, pixel = K_blocks * LANES, row_len = (W + 2 * pad_w) * pixel
     cdef Py_ssize_t bands = (H + band - 1) // band, chunks = (C + chunk - 1) // chunk
     cdef int workers = <int> acc.shape[0]
-    cdef Py_ssize_t slab_row = S * LANES, item, n, oh0, oh1, q, b, oh, ow, r, ih
+    cdef Py_ssize_t slab_row = S * LANES, item, n, oh0, oh1, q, b, oh, ow, ih, r_lo, r_hi
     cdef const floating* bias_or_null = NULL
     cdef floating* band_acc
     cdef floating* row
@@ -289,16 +294,16 @@ def forward(const floating[:, :, ::1] x,                # IN  (N, K, H*W), K == 
             memset(band_acc, 0, (oh1 - oh0) * row_len * sizeof(floating))
             for q in range(chunks):
                 for b in range(K_blocks):
-                    for oh in range(oh0, oh1):
-                        row = band_acc + (oh - oh0) * row_len
-                        # Input row ih meets output row oh through filter row r.
-                        for r in range(R):
-                            ih = oh - R // 2 + r
-                            if 0 <= ih < H:
-                                spread_row(row + b * LANES, pixel,
-                                           &filters[b, 0, r, S - 1, 0],
-                                           &bounds[n, q * plane + ih * W],
-                                           &offsets[n, 0], &values[n, 0], W, S)
+                    # Input row ih reaches output row ih + R // 2 - r through filter row
+                    # r: rows r_lo .. r_hi - 1 land in the band.
+                    for ih in range(max(oh0 - R // 2, 0), min(oh1 + R // 2, H)):
+                        r_lo = max(ih + R // 2 - oh1 + 1, 0)
+                        r_hi = min(ih + R // 2 - oh0 + 1, R)
+                        row = band_acc + (ih + R // 2 - r_lo - oh0) * row_len
+                        spread_rows(row + b * LANES, pixel, -row_len,
+                                    &filters[b, 0, r_lo, S - 1, 0], slab_row,
+                                    &bounds[n, q * plane + ih * W], &offsets[n, 0],
+                                    &values[n, 0], W, <int> (r_hi - r_lo), <int> S)
             for oh in range(oh0, oh1):
                 for ow in range(W):
                     pixels[(oh - oh0) * W + ow] = (band_acc + (oh - oh0) * row_len
