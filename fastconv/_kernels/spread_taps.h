@@ -5,12 +5,12 @@
    for filter rows i < rows, taps j < taps and lanes l < LANES.
 
    The filters are laid out in blocks of LANES output channels (one vector), and a
-   block's rows for a chunk of input channels (a slab of up to SLAB_BYTES, in
-   pool_skip.py) stay in the core's cache while the maxima of a band's rows pass through
-   them. Each filter row of the slab holds the taps' vectors end to end, the first tap's
-   last (the filter's columns reversed), and the next filter row lies slab_row elements
-   on; the accumulator holds the taps' pixels ``pitch`` elements apart (channels last)
-   and the rows they reach ``row_step`` elements apart.
+   block's rows for a chunk of input channels (a slab sized by SLAB_BYTES and
+   LIST_LENGTH, in pool_skip.py) stay in the core's cache while the maxima of a band's
+   rows pass through them. Each filter row of the slab holds the taps' vectors end to
+   end, the first tap's last (the filter's columns reversed), and the next filter row
+   lies slab_row elements on; the accumulator holds the taps' pixels ``pitch`` elements
+   apart (channels last) and the rows they reach ``row_step`` elements apart.
 
    A pixel's list passes once for all its taps: up to 3 filter rows times 3 taps stay in
    registers while it passes, so each maximum's value is read once for up to nine
