@@ -65,6 +65,25 @@
                     memcpy(at + i * row_step + j * pitch, &sums[i * G + j], sizeof tap);     \
         }                                                                                    \
     }                                                                                        \
+    /* name##_widths: name##_pixels with ``width`` made a constant too. */                  \
+    static inline __attribute__((always_inline)) void name##_widths(                         \
+            type* acc, ptrdiff_t pitch, ptrdiff_t row_step, const type* slab,                \
+            ptrdiff_t slab_row, const ptrdiff_t* starts, const int32_t* offsets,             \
+            const type* scales, ptrdiff_t pixels, int rows, int width) {                     \
+        switch (width) {                                                                     \
+        case 3:                                                                              \
+            name##_pixels(acc, pitch, row_step, slab, slab_row, starts, offsets, scales,     \
+                          pixels, rows, 3);                                                  \
+            break;                                                                           \
+        case 2:                                                                              \
+            name##_pixels(acc, pitch, row_step, slab, slab_row, starts, offsets, scales,     \
+                          pixels, rows, 2);                                                  \
+            break;                                                                           \
+        default:                                                                             \
+            name##_pixels(acc, pitch, row_step, slab, slab_row, starts, offsets, scales,     \
+                          pixels, rows, 1);                                                  \
+        }                                                                                    \
+    }                                                                                        \
     static inline void name(type* acc, ptrdiff_t pitch, ptrdiff_t row_step, const type* slab, \
                             ptrdiff_t slab_row, const ptrdiff_t* starts,                     \
                             const int32_t* offsets, const type* scales, ptrdiff_t pixels,    \
@@ -76,27 +95,19 @@
             for (j = 0; j < taps; j += G) {                                                  \
                 type* at = acc + i * row_step + j * pitch;                                   \
                 const type* from = slab + i * slab_row - j * LANES;                          \
-                int group_rows = rows - i < G ? rows - i : G;                                \
-                int group_width = taps - j < G ? taps - j : G;                               \
-                switch (group_rows * 4 + group_width) {                                      \
-                case 15: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 3, 3); break;                         \
-                case 14: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 3, 2); break;                         \
-                case 13: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 3, 1); break;                         \
-                case 11: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 2, 3); break;                         \
-                case 10: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 2, 2); break;                         \
-                case 9: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets,  \
-                                      scales, pixels, 2, 1); break;                          \
-                case 7: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets,  \
-                                      scales, pixels, 1, 3); break;                          \
-                case 6: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets,  \
-                                      scales, pixels, 1, 2); break;                          \
-                default: name##_pixels(at, pitch, row_step, from, slab_row, starts, offsets, \
-                                       scales, pixels, 1, 1); break;                         \
+                int width = taps - j < G ? taps - j : G;                                     \
+                switch (rows - i < G ? rows - i : G) {                                       \
+                case 3:                                                                      \
+                    name##_widths(at, pitch, row_step, from, slab_row, starts, offsets,      \
+                                  scales, pixels, 3, width);                                 \
+                    break;                                                                   \
+                case 2:                                                                      \
+                    name##_widths(at, pitch, row_step, from, slab_row, starts, offsets,      \
+                                  scales, pixels, 2, width);                                 \
+                    break;                                                                   \
+                default:                                                                     \
+                    name##_widths(at, pitch, row_step, from, slab_row, starts, offsets,      \
+                                  scales, pixels, 1, width);                                 \
                 }                                                                            \
             }                                                                                \
     }
