@@ -133,7 +133,7 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, kernel, dtype
     """The forward's budgets shrunk to bands of 1 or 2 rows (2+2+2+2+1) and chunks of
     ``chunk`` input channels (3+3+1; five of 26, two of them across the 64-channel words
     of the maxima's masks): every band meets maxima of its neighbours' rows (with 5
-    filter rows, of rows two away too, through 1 to 5 of their filter rows), and each
+    filter rows, of rows two away too, through one or two filter rows), and each
     chunk's maxima add to what the previous chunks left. With 130 channels the filters
     end in a partial block of output channels, the output leaves through whole tiles of
     pixels and channels and through the partial ones beside them, and the backward's
@@ -145,7 +145,8 @@ def test_pool_skip_over_several_bands_and_channel_chunks(C, chunk, kernel, dtype
     gy = rng.standard_normal(x.shape).astype(dtype)
     itemsize = np.dtype(dtype).itemsize
     lanes = KERNELS.pool_skip.filter_lanes(itemsize)
-    monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + S - 1) * C * itemsize)
+    pixel = -(-C // lanes) * lanes  # the accumulator's channels: whole blocks
+    monkeypatch.setattr(module, "BAND_BYTES", 2 * (W + S - 1) * pixel * itemsize)
     monkeypatch.setattr(module, "SLAB_BYTES", chunk * R * S * lanes * itemsize)
     monkeypatch.setattr(module, "LIST_LENGTH", 0)
     for e in (2, 3):
