@@ -93,6 +93,11 @@ FASTCONV_GRADIENT_ROWS_PLAIN(double)
 FASTCONV_LANES_TOTAL_VECTOR(float)
 FASTCONV_LANES_TOTAL_VECTOR(double)
 
+/* Unrolls the loops over a tile's vectors, so that its sums and weights are named
+   registers. Left to itself, GCC kept them on the stack in the AVX2 build and copied
+   them in 16-byte halves: 1.3-1.5x slower on 256 channels. */
+#define FASTCONV_UNROLL_TILE _Pragma("GCC unroll 8")
+
 typedef float fastconv_gradient_f32 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_BYTES)));
 
@@ -106,6 +111,7 @@ typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_
         lanes_type sums[FASTCONV_GRADIENT_TILE], w[FASTCONV_GRADIENT_TILE], row, even, odd; \
         ptrdiff_t t;                                                                        \
         int j;                                                                              \
+        FASTCONV_UNROLL_TILE                                                                \
         for (j = 0; j < vectors; j++) {                                                     \
             memcpy(&sums[j], acc + k + j * LANES, sizeof row);                              \
             memcpy(&w[j], weights + k + j * LANES, sizeof row);                             \
@@ -115,6 +121,7 @@ typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_
             type scale = scales[t];                                                         \
             memcpy(&even, parts + t * LANES, sizeof row);                                   \
             odd = (lanes_type) {0};                                                         \
+            FASTCONV_UNROLL_TILE                                                            \
             for (j = 0; j < vectors; j++) {                                                 \
                 memcpy(&row, from + j * LANES, sizeof row);                                 \
                 FASTCONV_IN_REGISTER(row);                                                  \
@@ -128,6 +135,7 @@ typedef double fastconv_gradient_f64 __attribute__((vector_size(FASTCONV_VECTOR_
                 even += odd;                                                                \
             memcpy(parts + t * LANES, &even, sizeof row);                                   \
         }                                                                                   \
+        FASTCONV_UNROLL_TILE                                                                \
         for (j = 0; j < vectors; j++)                                                       \
             memcpy(acc + k + j * LANES, &sums[j], sizeof row);                              \
     }                                                                                       \

@@ -32,6 +32,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 
+/* Unrolls the loops over a group's rows and taps, so that its sums are named
+   registers. Left to itself, GCC kept them in an array on the stack in the AVX2 build
+   (16 registers), copied in 16-byte halves at each pixel: 1.1-1.5x slower. */
+#define FASTCONV_UNROLL_GROUP _Pragma("GCC unroll 3")
+
 /* name##_pixels: ``rows`` x ``width`` taps (constants 1 to 3 once inlined) of each
    pixel, ``acc`` and ``slab`` pointing at the group's first row and tap; each pixel's
    sums stay in registers while its list passes. */
@@ -48,19 +53,25 @@
             type* at = acc + p * pitch;                                                      \
             if (starts[p] == starts[p + 1])                                                  \
                 continue;                                                                    \
+            FASTCONV_UNROLL_GROUP                                                            \
             for (i = 0; i < rows; i++)                                                       \
+                FASTCONV_UNROLL_GROUP                                                        \
                 for (j = 0; j < width; j++)                                                  \
                     memcpy(&sums[i * G + j], at + i * row_step + j * pitch, sizeof tap);     \
             for (t = starts[p]; t < starts[p + 1]; t++) {                                    \
                 const type* from = slab + offsets[t];                                        \
                 type scale = scales[t];                                                      \
+                FASTCONV_UNROLL_GROUP                                                        \
                 for (i = 0; i < rows; i++)                                                   \
+                    FASTCONV_UNROLL_GROUP                                                    \
                     for (j = 0; j < width; j++) {                                            \
                         memcpy(&tap, from + i * slab_row - j * LANES, sizeof tap);           \
                         sums[i * G + j] += scale * tap;                                      \
                     }                                                                        \
             }                                                                                \
+            FASTCONV_UNROLL_GROUP                                                            \
             for (i = 0; i < rows; i++)                                                       \
+                FASTCONV_UNROLL_GROUP                                                        \
                 for (j = 0; j < width; j++)                                                  \
                     memcpy(at + i * row_step + j * pitch, &sums[i * G + j], sizeof tap);     \
         }                                                                                    \
