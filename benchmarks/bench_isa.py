@@ -26,7 +26,8 @@ def fastconv_call(case, op, threads):
     if case in bench_conv.CASES:
         _, calls = bench_conv.make_calls(bench_conv.CASES[case], threads, "auto")
         return calls[op][0]
-    return bench_pool.make_calls(bench_pool.CASES[case], threads)[op][1]
+    calls, _ = bench_pool.make_calls(bench_pool.CASES[case], threads)
+    return calls[op][1]
 
 
 def on_level(level, function):
