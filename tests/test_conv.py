@@ -232,6 +232,26 @@ def test_large_shapes_agree_across_algorithms(rng, dtype):
         np.testing.assert_allclose(a, b, rtol=scale, atol=scale * np.abs(b).max())
 
 
+# (x shape, weight shape, stride, padding, dilation, groups) of direct weight gradients
+# whose planes take several image groups of a thread's 512 KiB workspace (the first,
+# in float64), or alone exceed it (the second, in float64: then the columns go one by
+# one); their first taps reach left of the planes.
+WEIGHT_GROUP_CASES = [
+    ((5, 2, 100, 100), (2, 1, 3, 3), 1, 1, 1, 2),
+    ((2, 1, 180, 190), (2, 1, 3, 5), 1, (1, 2), (1, 2), 1),
+]
+
+
+@pytest.mark.parametrize("case", WEIGHT_GROUP_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_weight_gradient_over_image_groups(rng, case, dtype):
+    x, w, _, params = make_case(rng, case, dtype)
+    gy = rng.standard_normal(conv2d_reference(x, w, **params).shape).astype(dtype)
+    _, grad_w, _ = fastconv.conv2d_backward(gy, x, w, **params, algorithm="direct",
+                                            needs_input_grad=False, needs_bias_grad=False)
+    assert_close(grad_w, conv2d_backward_reference(gy, x, w, **params)[1], dtype)
+
+
 # (x shape, weight shape, stride, padding, dilation, groups): output channels per group
 # that fill no whole register tile (11, and 2 for the narrow tile), rows of 10 and 17
 # pixels that end inside a vector and lie end to end in the accumulators (their split

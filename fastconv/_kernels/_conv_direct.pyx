@@ -2,8 +2,9 @@
 
 The forward pass copies the input channels, zero-padded and split by stride phase, into
 a per-thread workspace; then register tiles of output channels x pixels take every tap
-in turn (see ``conv2d_forward`` and conv_tile.h). The gradients need no workspace:
-their innermost loops run along the output width.
+in turn (see ``conv2d_forward`` and conv_tile.h). The gradients' innermost loops run
+along the output width; the weight gradient's keep the sums of up to 3 taps in
+registers (see ``conv2d_backward_weight`` and weight_taps.h).
 
 No sum is reassociated: vectors run along independent outputs only. Work is split so
 that every output element has exactly one writer: (image, group, block of output
@@ -17,7 +18,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from fastconv._kernels._geometry cimport (
-    Geometry, TapSpan, clamp, first_beyond, first_inside, tap_span,
+    Geometry, TapSpan, clamp, column_spans, first_beyond, first_inside, tap_span,
 )
 from fastconv._kernels._im2col_tiles cimport copy_padded_row
 
@@ -267,50 +268,189 @@ def conv2d_backward_input(const floating[:, :, :, ::1] grad_y,   # IN  (N, K, OH
                                 gx_row[ow * g.stride_w + span.offset] += wv * gy_row[ow]
 
 
+cdef extern from "weight_taps.h" nogil:
+    enum:
+        FASTCONV_WEIGHT_TAPS_BYTES
+    void fastconv_weight_taps_f32(float* acc, Py_ssize_t pitch, const float* gy,
+                                  Py_ssize_t gy_image, Py_ssize_t gy_row, const float* x,
+                                  Py_ssize_t x_image, Py_ssize_t x_row, Py_ssize_t tap_step,
+                                  Py_ssize_t images, Py_ssize_t rows, Py_ssize_t taps,
+                                  Py_ssize_t n)
+    void fastconv_weight_taps_f64(double* acc, Py_ssize_t pitch, const double* gy,
+                                  Py_ssize_t gy_image, Py_ssize_t gy_row, const double* x,
+                                  Py_ssize_t x_image, Py_ssize_t x_row, Py_ssize_t tap_step,
+                                  Py_ssize_t images, Py_ssize_t rows, Py_ssize_t taps,
+                                  Py_ssize_t n)
+
+
+cdef enum:
+    # Bytes of an image group's planes of grad_y and x (with their margins) in the
+    # weight gradient, which stay in the core's L2 cache while each filter row's sweep
+    # passes; the most a thread copies.
+    WEIGHT_GROUP_BYTES = 512 * 1024
+
+
+cdef inline void weight_taps(floating* acc, Py_ssize_t pitch, const floating* gy,
+                             Py_ssize_t gy_image, Py_ssize_t gy_row, const floating* x,
+                             Py_ssize_t x_image, Py_ssize_t x_row, Py_ssize_t tap_step,
+                             Py_ssize_t images, Py_ssize_t rows, Py_ssize_t taps,
+                             Py_ssize_t n) noexcept nogil:
+    """The sweep of weight_taps.h over n columns."""
+    if floating is float:
+        fastconv_weight_taps_f32(acc, pitch, gy, gy_image, gy_row, x, x_image, x_row,
+                                 tap_step, images, rows, taps, n)
+    else:
+        fastconv_weight_taps_f64(acc, pitch, gy, gy_image, gy_row, x, x_image, x_row,
+                                 tap_step, images, rows, taps, n)
+
+
+cdef void copy_plane(floating* dst, const floating* src, Py_ssize_t size,
+                     Py_ssize_t front, Py_ssize_t back) noexcept nogil:
+    """Copy ``size`` elements after ``front`` zeros, and ``back`` zeros after them."""
+    memset(dst, 0, front * sizeof(floating))
+    memcpy(dst + front, src, size * sizeof(floating))
+    memset(dst + front + size, 0, back * sizeof(floating))
+
+
+cdef void column_taps(floating* acc, const floating* gy, const floating* x,
+                      const Geometry* g, const TapSpan* spans, Py_ssize_t r,
+                      Py_ssize_t images, Py_ssize_t oh_lo, Py_ssize_t oh_hi) noexcept nogil:
+    """The weight gradient's sums column by column: ``acc[s * OW + ow] += grad_y[n, k,
+    oh, ow] * x[n, c, ih, ow * stride_w + offset_s]`` for the columns in each tap's span,
+    over images n < images and output rows oh_lo <= oh < oh_hi in that order (gy and x
+    at channel k's and c's first plane)."""
+    cdef Py_ssize_t s, n, oh, ow, ih
+    cdef const floating* gy_row
+    cdef const floating* x_row
+    for s in range(g.S):
+        for n in range(images):
+            for oh in range(oh_lo, oh_hi):
+                ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
+                gy_row = gy + (n * g.K * g.OH + oh) * g.OW
+                x_row = x + (n * g.C * g.H + ih) * g.W
+                for ow in range(spans[s].lo, spans[s].hi):
+                    acc[s * g.OW + ow] += gy_row[ow] * x_row[ow * g.stride_w + spans[s].offset]
+
+
 def conv2d_backward_weight(const floating[:, :, :, ::1] grad_y,  # IN  (N, K, OH, OW)
                            const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                            floating[:, :, :, ::1] grad_w,        # OUT (K, C/groups, R, S)
                            Geometry g, int num_threads):
-    cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups
-    cdef Py_ssize_t k, c, r, s, n, oh, ow, ih
-    cdef TapSpan span
+    """The weight gradient, in parallel over output channels.
+
+    Each weight w[k, c, r, s] is a sum over the output pixels whose input pixel
+    through that tap exists: a row of sums along the output width takes their
+    products element by element over the images and output rows, in that order, and
+    is then added up in order over the columns where the tap reads inside the input.
+
+    With column stride 1 (and an image's planes within WEIGHT_GROUP_BYTES), the rows
+    of sums are whole vectors wide, and weight_taps.h keeps up to 3 taps' rows in
+    registers while the rows pass, an image group at a time. Its vectors read a little
+    beyond each row: before it, as far as the first tap reaches left, and after it,
+    the next row, whose products land in columns that are never added up. Where that
+    stays inside grad_y and x it reads their planes in place; at the arrays' ends it
+    reads a copy with zero margins in the thread's workspace. Otherwise
+    ``column_taps`` takes the columns one by one. Both add each element's terms in the
+    same order.
+    """
+    cdef Py_ssize_t Cg = g.C // g.groups, Kg = g.K // g.groups, OW = g.OW
+    cdef Py_ssize_t plane = g.H * g.W, out_plane = g.OH * OW
+    # Rows of sums of whole vectors; what the vectors read beyond a plane: before it,
+    # as far as the first tap reaches left, and after it, as far as the last tap
+    # reaches right on the last row.
+    cdef Py_ssize_t lanes = FASTCONV_WEIGHT_TAPS_BYTES // sizeof(floating)
+    cdef Py_ssize_t vector_width = (OW + lanes - 1) // lanes * lanes
+    cdef Py_ssize_t x_front = g.pad_left
+    cdef Py_ssize_t x_back = max(0, vector_width + (g.S - 1) * g.dilation_w - g.pad_left - g.W)
+    cdef Py_ssize_t gy_back = vector_width - OW
+    cdef Py_ssize_t x_size = x_front + plane + x_back, gy_size = out_plane + gy_back
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef bint vectors = (g.stride_w == 1
+                         and (x_size + gy_size) * itemsize <= WEIGHT_GROUP_BYTES)
+    cdef Py_ssize_t pitch = vector_width if vectors else OW
+    cdef Py_ssize_t group = (max(1, min(g.N, WEIGHT_GROUP_BYTES // ((x_size + gy_size)
+                                                                    * itemsize)))
+                             if vectors else max(1, g.N))
+    # Image groups; none if there are no outputs, or no inputs (then no tap reads inside).
+    cdef Py_ssize_t steps = (g.N + group - 1) // group if out_plane > 0 and plane > 0 else 0
+    cdef Py_ssize_t x_image = g.C * plane, gy_image = g.K * out_plane
+    cdef Py_ssize_t k, c, r, s, n, n0, step, images, ow, top, oh_lo, oh_hi, ih, channel
+    cdef Py_ssize_t x_pitch, gy_pitch
+    cdef const floating* x_planes
+    cdef const floating* gy_planes
+    cdef TapSpan* spans = column_spans(&g)
     cdef floating total
     cdef floating* acc = NULL
-    cdef const floating* x_row
-    cdef const floating* gy_row
+    cdef floating* gy_copy = NULL
+    cdef floating* x_copy = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed
     with nogil, parallel(num_threads=num_threads):
-        # Per-thread row of partial sums along the output width: the sum over
-        # (n, oh) is vectorised element-wise, then the row is added up in a fixed order.
-        acc = <floating*> malloc(g.OW * sizeof(floating))
-        if acc == NULL:
+        acc = <floating*> malloc(g.R * g.S * pitch * sizeof(floating))
+        gy_copy = NULL
+        x_copy = NULL
+        if vectors:
+            gy_copy = <floating*> malloc(group * (x_size + gy_size) * sizeof(floating))
+            x_copy = gy_copy + group * gy_size
+        if acc == NULL or (vectors and gy_copy == NULL):
             failed_flag[0] = 1
         for k in prange(g.K, schedule="static"):
-            if acc == NULL:
+            if failed_flag[0]:
                 continue
             for c in range(Cg):
+                channel = (k // Kg) * Cg + c
+                memset(acc, 0, g.R * g.S * pitch * sizeof(floating))
+                for step in range(steps):
+                    n0 = step * group
+                    images = min(group, g.N - n0)
+                    if vectors and (
+                            (n0 * g.C + channel) * plane >= x_front
+                            and ((n0 + images - 1) * g.C + channel + 1) * plane + x_back
+                            <= g.N * x_image
+                            and ((n0 + images - 1) * g.K + k + 1) * out_plane + gy_back
+                            <= g.N * gy_image):
+                        # In place: the planes' element (ih, col) at x_planes + x_front
+                        # + ih * W + col, as in the copies.
+                        gy_planes, gy_pitch = &grad_y[n0, k, 0, 0], gy_image
+                        x_planes, x_pitch = &x[n0, channel, 0, 0] - x_front, x_image
+                    elif vectors:
+                        for n in range(n0, n0 + images):
+                            copy_plane(gy_copy + (n - n0) * gy_size, &grad_y[n, k, 0, 0],
+                                       out_plane, 0, gy_back)
+                            copy_plane(x_copy + (n - n0) * x_size, &x[n, channel, 0, 0],
+                                       plane, x_front, x_back)
+                        gy_planes, gy_pitch = gy_copy, gy_size
+                        x_planes, x_pitch = x_copy, x_size
+                    for r in range(g.R):
+                        # The output rows whose input row through filter row r exists.
+                        top = r * g.dilation_h - g.pad_top
+                        oh_lo = clamp(first_inside(top, g.stride_h), 0, g.OH)
+                        oh_hi = clamp(first_beyond(top, g.stride_h, g.H), oh_lo, g.OH)
+                        if oh_hi == oh_lo:
+                            continue
+                        ih = oh_lo * g.stride_h + top
+                        if vectors:
+                            # Tap s of output column ow reads x's column ow + s *
+                            # dilation_w - pad_left: the copy's x_front + ih * W + ...
+                            weight_taps(acc + r * g.S * pitch, pitch,
+                                        gy_planes + oh_lo * OW, gy_pitch, OW,
+                                        x_planes + ih * g.W, x_pitch, g.stride_h * g.W,
+                                        g.dilation_w, images, oh_hi - oh_lo, g.S, pitch)
+                        else:
+                            column_taps(acc + r * g.S * pitch, &grad_y[n0, k, 0, 0],
+                                        &x[n0, channel, 0, 0], &g, spans, r, images, oh_lo,
+                                        oh_hi)
                 for r in range(g.R):
                     for s in range(g.S):
-                        span = tap_span(&g, s)
-                        for ow in range(g.OW):
-                            acc[ow] = 0
-                        for n in range(g.N):
-                            for oh in range(g.OH):
-                                ih = oh * g.stride_h - g.pad_top + r * g.dilation_h
-                                if ih < 0 or ih >= g.H:
-                                    continue
-                                x_row = &x[n, (k // Kg) * Cg + c, ih, 0]
-                                gy_row = &grad_y[n, k, oh, 0]
-                                for ow in range(span.lo, span.hi):
-                                    acc[ow] += gy_row[ow] * x_row[ow * g.stride_w + span.offset]
                         total = 0
-                        for ow in range(span.lo, span.hi):
-                            total = total + acc[ow]
+                        for ow in range(spans[s].lo, spans[s].hi):
+                            total = total + acc[(r * g.S + s) * pitch + ow]
                         grad_w[k, c, r, s] = total
         free(acc)
+        free(gy_copy)
+    free(spans)
     if failed:
-        raise MemoryError(f"could not allocate {g.OW * sizeof(floating)} bytes of workspace")
+        raise MemoryError("could not allocate the weight gradient's workspace")
 
 
 cdef enum:
